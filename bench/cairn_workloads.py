@@ -1,0 +1,450 @@
+"""Cairn side of the benchmark: the workloads of ``mlflow_workloads.py``, through ``import cairn``.
+
+Runs in the project virtualenv. ``run.py`` imports it and calls ``workloads()``; run alone it
+prints its own JSON document:
+
+    .venv/bin/python bench/cairn_workloads.py --quick --only search
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cairn
+from common import (
+    DEFAULT_WORKDIR,
+    SEARCH_FILTER,
+    SEARCH_ORDER_BY_CAIRN,
+    Sizes,
+    dump,
+    expected_search,
+    free_port,
+    fresh_dir,
+    latency_summary_us,
+    log,
+    metric_steps,
+    rate,
+    repeat_ms,
+    run_specs,
+    run_workloads,
+    series,
+    server_process,
+    sizes_for,
+)
+
+SIDE = "cairn"
+PROJECT = "bench"
+Workload = Callable[[Sizes, Path], dict[str, Any]]
+
+# The SDK surface these workloads are written against.
+SDK_NAMES = [
+    "set_tracking_uri",
+    "set_project",
+    "start_run",
+    "get_run",
+    "get_metric_history",
+    "search_runs",
+]
+
+
+def missing_sdk_names() -> list[str]:
+    return [name for name in SDK_NAMES if not hasattr(cairn, name)]
+
+
+def _use(tracking_uri: str) -> None:
+    cairn.set_tracking_uri(tracking_uri)
+    cairn.set_project(PROJECT)
+
+
+def _checked(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a post-timing correctness check; a check that cannot run is reported, not raised."""
+    try:
+        return check()
+    except Exception as exc:
+        return {"correct": False, "check_error": f"{type(exc).__name__}: {exc}"}
+
+
+def _last(run: Any, key: str) -> float:
+    summary = run.metrics[key]
+    return float(getattr(summary, "last", summary))
+
+
+def _log_steps(steps: list[dict[str, float]], name: str) -> dict[str, Any]:
+    """Log ``steps`` into one new run with the fluent API; the clock stops after ``flush()``."""
+    points = sum(len(values) for values in steps)
+    with cairn.start_run(name=name) as run:
+        t0 = time.perf_counter()
+        for step, values in enumerate(steps):
+            run.log(values, step=step)
+        enqueued = time.perf_counter() - t0
+        run.flush()
+        elapsed = time.perf_counter() - t0
+        run_id = run.id
+
+    def check() -> dict[str, Any]:
+        stored = cairn.get_run(run_id).metrics["k0"].count
+        history = len(cairn.get_metric_history(run_id, "k0").points)
+        return {
+            "stored_points_k0": stored,
+            "correct": stored == len(steps) and history == len(steps),
+        }
+
+    return {
+        "api": "run.log({...}, step=i) then run.flush()",
+        "points": points,
+        "seconds": round(elapsed, 3),
+        "enqueue_seconds": round(enqueued, 3),
+        "points_per_s": rate(points, elapsed),
+        **_checked(check),
+    }
+
+
+# --- 1. log_embedded --------------------------------------------------------------------------
+
+
+def log_embedded(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    steps = metric_steps(sizes.log_steps, sizes.log_keys)
+    with fresh_dir(workdir, "cairn-log-embedded") as folder:
+        _use(str(folder))
+        return _log_steps(steps, "log-embedded")
+
+
+# --- 2. log_http ------------------------------------------------------------------------------
+
+
+def _cairn_server_argv(store: Path, port: int) -> list[str]:
+    script = Path(sys.executable).with_name("cairn")
+    if script.exists():
+        argv = [str(script)]
+    else:
+        argv = [sys.executable, "-c", "from cairn.cli.main import main; main()"]
+    return [*argv, "server", "--host", "127.0.0.1", "--port", str(port), "--store", str(store)]
+
+
+def log_http(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    steps = metric_steps(sizes.log_steps, sizes.log_keys)
+    with fresh_dir(workdir, "cairn-log-http") as folder:
+        store = folder / "store"
+        store.mkdir()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        argv = _cairn_server_argv(store, port)
+        with server_process(
+            argv, f"{base}/healthz", folder / "server.log", 60, dict(os.environ)
+        ) as startup_s:
+            _use(base)
+            result = _log_steps(steps, "log-http")
+        result["server"] = {
+            "command": "cairn server --host 127.0.0.1 --port P --store DIR",
+            "startup_s": round(startup_s, 2),
+        }
+        return result
+
+
+# --- 3. log_call_latency ----------------------------------------------------------------------
+
+
+def log_call_latency(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    steps = metric_steps(sizes.latency_calls, sizes.log_keys)
+    durations: list[int] = []
+    clock = time.perf_counter_ns
+    with fresh_dir(workdir, "cairn-latency") as folder:
+        _use(str(folder))
+        with cairn.start_run(name="latency") as run:
+            for step, values in enumerate(steps):
+                t0 = clock()
+                run.log(values, step=step)
+                durations.append(clock() - t0)
+            t0 = clock()
+            run.flush()
+            flush_ms = (clock() - t0) / 1e6
+    summary: dict[str, Any] = latency_summary_us(durations)
+    summary["api"] = f"run.log({sizes.log_keys} keys, step=i)"
+    summary["keys_per_call"] = sizes.log_keys
+    summary["median_us_per_key"] = round(summary["median_us"] / sizes.log_keys, 3)
+    summary["final_flush_ms"] = round(flush_ms, 3)
+    return summary
+
+
+# --- 4. create_runs, and the populated stores that search and paginate read -------------------
+
+
+class RunStore:
+    """Embedded stores of ``n`` runs, created once per process and shared by workloads."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._workdir = workdir
+        self._stores: dict[int, tuple[Path, dict[str, Any]]] = {}
+
+    def get(self, n: int) -> tuple[Path, dict[str, Any]]:
+        if n not in self._stores:
+            folder = self._workdir / f"cairn-runs-{n}-{os.getpid()}"
+            try:
+                self._stores[n] = self._populate(n, folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+        folder, creation = self._stores[n]
+        _use(str(folder))
+        return folder, creation
+
+    def drop(self, n: int) -> None:
+        folder, _ = self._stores.pop(n, (None, None))
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        for n in list(self._stores):
+            self.drop(n)
+
+    def _populate(self, n: int, folder: Path) -> tuple[Path, dict[str, Any]]:
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        _use(str(folder))
+        log(SIDE, f"creating {n} runs ...")
+        last_id = ""
+        want = None
+        t0 = time.perf_counter()
+        for index, spec in enumerate(run_specs(n)):
+            with cairn.start_run(name=spec.name, params=spec.params, tags=spec.tags) as run:
+                run.log(spec.metrics, step=0)
+                if index == n - 1:
+                    # Everything queued, not only this run, must be stored before the clock
+                    # stops.
+                    run.flush()
+                last_id, want = run.id, spec
+        elapsed = time.perf_counter() - t0
+
+        def check() -> dict[str, Any]:
+            stored = cairn.get_run(last_id)
+            assert want is not None
+            same = (
+                dict(stored.params) == want.params
+                and all(stored.tags.get(k) == v for k, v in want.tags.items())
+                and all(_last(stored, k) == v for k, v in want.metrics.items())
+            )
+            return {"correct": same}
+
+        creation = {
+            "api": "with start_run(name, params, tags) as run: run.log(10 metrics)",
+            "runs": n,
+            "seconds": round(elapsed, 3),
+            "runs_per_s": rate(n, elapsed),
+            **_checked(check),
+        }
+        log(SIDE, f"created {n} runs in {elapsed:.1f} s")
+        return folder, creation
+
+
+def make_create_runs(store: RunStore) -> Workload:
+    def create_runs(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        _, creation = store.get(sizes.runs)
+        return creation
+
+    return create_runs
+
+
+def _search_figures(n: int, sizes: Sizes) -> dict[str, Any]:
+    expected = expected_search(n)
+
+    def query(limit: int) -> Any:
+        return cairn.search_runs(SEARCH_FILTER, order_by=SEARCH_ORDER_BY_CAIRN, limit=limit)
+
+    summary, page = repeat_ms(lambda: query(sizes.search_limit), sizes.search_repeats)
+    summary_all, page_all = repeat_ms(lambda: query(sizes.search_all_limit), sizes.search_repeats)
+
+    def check() -> dict[str, Any]:
+        top_m1 = _last(page[0], "m1") if len(page) else None
+        return {
+            "top_m1": top_m1,
+            "correct": (
+                len(page) == min(sizes.search_limit, expected["matches"])
+                and len(page_all) == min(sizes.search_all_limit, expected["matches"])
+                and top_m1 == expected["top_m1"]
+            ),
+        }
+
+    return {
+        "api": "cairn.search_runs(filter, order_by, limit)",
+        "runs": n,
+        "filter": SEARCH_FILTER,
+        "order_by": SEARCH_ORDER_BY_CAIRN,
+        "limit": sizes.search_limit,
+        **summary,
+        "returned": len(page),
+        "expected": expected,
+        f"limit_{sizes.search_all_limit}": {**summary_all, "returned": len(page_all)},
+        **_checked(check),
+    }
+
+
+def make_search(store: RunStore) -> Workload:
+    def search(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        _, creation = store.get(sizes.runs)
+        return {**_search_figures(sizes.runs, sizes), "populate": creation}
+
+    return search
+
+
+def make_paginate(store: RunStore) -> Workload:
+    def paginate(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        _, creation = store.get(sizes.runs)
+
+        def page_through() -> tuple[int, int]:
+            page = cairn.search_runs("", limit=sizes.page_size)
+            total, pages = len(page), 1
+            while page.next_cursor:
+                page = cairn.search_runs("", limit=sizes.page_size, cursor=page.next_cursor)
+                total += len(page)
+                pages += 1
+            return total, pages
+
+        summary, (total, pages) = repeat_ms(page_through, sizes.paginate_repeats)
+        return {
+            "api": "cairn.search_runs('', limit, cursor=page.next_cursor) until no cursor",
+            "runs": sizes.runs,
+            "page_size": sizes.page_size,
+            **summary,
+            "pages": pages,
+            "returned": total,
+            "correct": total == sizes.runs,
+            "populate": creation,
+        }
+
+    return paginate
+
+
+# --- 7. search_100k ---------------------------------------------------------------------------
+
+
+def make_search_100k(store: RunStore) -> Workload:
+    def search_100k(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        if not sizes.runs_100k:
+            return {"skipped": "not run with --quick"}
+        try:
+            _, creation = store.get(sizes.runs_100k)
+            return {**_search_figures(sizes.runs_100k, sizes), "populate": creation}
+        finally:
+            store.drop(sizes.runs_100k)
+
+    return search_100k
+
+
+# --- 8. history -------------------------------------------------------------------------------
+
+
+def history(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    values = series(sizes.history_points)
+    big = series(sizes.history_big_points)
+    with fresh_dir(workdir, "cairn-history") as folder:
+        _use(str(folder))
+        with cairn.start_run(name="history") as run:
+            t0 = time.perf_counter()
+            for step, value in enumerate(values):
+                run.log({"h": value}, step=step)
+            for step, value in enumerate(big):
+                run.log({"big": value}, step=step)
+            run.flush()
+            populate_s = time.perf_counter() - t0
+            run_id = run.id
+
+        full, hist = repeat_ms(lambda: cairn.get_metric_history(run_id, "h"), sizes.history_repeats)
+        down, hist_down = repeat_ms(
+            lambda: cairn.get_metric_history(run_id, "big", max_points=sizes.history_max_points),
+            sizes.history_repeats,
+        )
+
+    def check_full() -> dict[str, Any]:
+        points = hist.points
+        return {
+            "returned": len(points),
+            "correct": (
+                len(points) == len(values)
+                and points[0].value == values[0]
+                and points[-1].value == values[-1]
+                and points[-1].step == len(values) - 1
+            ),
+        }
+
+    def check_down() -> dict[str, Any]:
+        points = hist_down.points
+        return {
+            "returned": len(points),
+            "correct": 0 < len(points) <= sizes.history_max_points,
+        }
+
+    return {
+        "full": {
+            "api": "cairn.get_metric_history(run_id, key)",
+            "points": len(values),
+            **full,
+            **_checked(check_full),
+        },
+        "downsampled": {
+            "api": "cairn.get_metric_history(run_id, key, max_points)",
+            "points": len(big),
+            "max_points": sizes.history_max_points,
+            **down,
+            **_checked(check_down),
+        },
+        "populate": {
+            "api": "run.log({key: v}, step=i) then flush",
+            "seconds": round(populate_s, 2),
+            "points_per_s": rate(len(values) + len(big), populate_s),
+        },
+    }
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+
+def workloads(store: RunStore) -> dict[str, Workload]:
+    return {
+        "log_embedded": log_embedded,
+        "log_http": log_http,
+        "log_call_latency": log_call_latency,
+        "create_runs": make_create_runs(store),
+        "search": make_search(store),
+        "paginate": make_paginate(store),
+        "search_100k": make_search_100k(store),
+        "history": history,
+    }
+
+
+def run(sizes: Sizes, workdir: Path, only: list[str] | None) -> dict[str, Any]:
+    store = RunStore(workdir)
+    try:
+        return run_workloads(SIDE, workloads(store), sizes, workdir, only)
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="scaled-down smoke test")
+    parser.add_argument("--only", action="append", help="workload name(s), comma-separated")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    args = parser.parse_args(argv)
+    only = [n for item in args.only or [] for n in item.split(",") if n]
+    sizes = sizes_for(args.quick)
+    document = {
+        "side": SIDE,
+        "python": platform.python_version(),
+        "sizes": sizes.as_dict(),
+        "workloads": run(sizes, args.workdir, only or None),
+    }
+    print(dump(document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""Workload definitions shared by both sides of the benchmark: sizes, data, timing helpers.
+
+Standard library only, because it is imported by ``cairn_workloads.py`` (project venv) and by
+``mlflow_workloads.py`` (the separate MLflow venv). Both sides draw their data from the same
+seeded generators here, so they log, create and search exactly the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+SEED = 20240607
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_WORKDIR = BENCH_DIR / ".work"
+
+# The filtered search of workloads 5 and 7, in the grammar both tools accept.
+SEARCH_FILTER = "metrics.m0 > 0.5 and params.p1 = 'v3'"
+SEARCH_ORDER_BY_CAIRN = ["metrics.m1 desc"]
+SEARCH_ORDER_BY_MLFLOW = ["metrics.m1 DESC"]
+
+WORKLOAD_NAMES = [
+    "log_embedded",
+    "log_http",
+    "log_call_latency",
+    "create_runs",
+    "search",
+    "paginate",
+    "search_100k",
+    "history",
+]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is; ``quick`` scales everything down for a CI smoke test."""
+
+    quick: bool
+    log_steps: int  # steps of LOG_KEYS metrics: points = log_steps * log_keys
+    log_keys: int
+    batch_size: int  # MLflow log_batch size (its limit is 1000 metrics per call)
+    mlflow_log_metric_points: int  # synchronous mlflow.log_metric, extrapolated
+    latency_calls: int
+    mlflow_latency_calls: int
+    runs: int  # runs created by create_runs and searched by search/paginate
+    mlflow_create_runs: int  # MLflow's timed create_runs is scaled down
+    search_limit: int
+    search_all_limit: int
+    search_repeats: int
+    page_size: int
+    paginate_repeats: int
+    mlflow_paginate_repeats: int
+    runs_100k: int  # 0 = skip search_100k
+    history_points: int
+    history_big_points: int
+    history_max_points: int
+    history_repeats: int
+    mlflow_history_repeats: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Sizes(
+    quick=False,
+    log_steps=20_000,
+    log_keys=10,
+    batch_size=1000,
+    mlflow_log_metric_points=2_000,
+    latency_calls=20_000,
+    mlflow_latency_calls=300,
+    runs=5_000,
+    mlflow_create_runs=300,
+    search_limit=100,
+    search_all_limit=1000,
+    search_repeats=20,
+    page_size=1000,
+    paginate_repeats=5,
+    mlflow_paginate_repeats=3,
+    runs_100k=100_000,
+    history_points=100_000,
+    history_big_points=1_000_000,
+    history_max_points=1000,
+    history_repeats=5,
+    mlflow_history_repeats=3,
+)
+
+QUICK = Sizes(
+    quick=True,
+    log_steps=2_000,
+    log_keys=10,
+    batch_size=1000,
+    mlflow_log_metric_points=200,
+    latency_calls=2_000,
+    mlflow_latency_calls=30,
+    runs=500,
+    mlflow_create_runs=30,
+    search_limit=100,
+    search_all_limit=1000,
+    search_repeats=5,
+    page_size=100,
+    paginate_repeats=2,
+    mlflow_paginate_repeats=1,
+    runs_100k=0,
+    history_points=10_000,
+    history_big_points=100_000,
+    history_max_points=1000,
+    history_repeats=3,
+    mlflow_history_repeats=1,
+)
+
+
+def sizes_for(quick: bool) -> Sizes:
+    return QUICK if quick else FULL
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def metric_steps(steps: int, keys: int, seed: int = SEED) -> list[dict[str, float]]:
+    """One dict per training step: ``{"k0": value, ..., "k9": value}``, values uniform in [0, 1)."""
+    rng = random.Random(seed)
+    names = [f"k{j}" for j in range(keys)]
+    return [{name: rng.random() for name in names} for _ in range(steps)]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def run_specs(n: int, seed: int = SEED) -> Iterator[RunSpec]:
+    """Runs with 10 params ``p_j = v0..v9``, 10 uniform metrics ``m0..m9`` and 3 tags."""
+    rng = random.Random(seed)
+    for i in range(n):
+        params = {f"p{j}": f"v{rng.randrange(10)}" for j in range(10)}
+        metrics = {f"m{j}": rng.random() for j in range(10)}
+        tags = {f"t{j}": f"x{rng.randrange(3)}" for j in range(3)}
+        yield RunSpec(name=f"run-{i:06d}", params=params, metrics=metrics, tags=tags)
+
+
+def expected_search(n: int, seed: int = SEED) -> dict[str, Any]:
+    """What the filtered search must find among ``run_specs(n)``: match count and best m1."""
+    matches = [
+        spec.metrics["m1"]
+        for spec in run_specs(n, seed)
+        if spec.metrics["m0"] > 0.5 and spec.params["p1"] == "v3"
+    ]
+    return {"matches": len(matches), "top_m1": max(matches) if matches else None}
+
+
+def series(points: int, seed: int = SEED) -> list[float]:
+    rng = random.Random(seed + points)
+    return [rng.random() for _ in range(points)]
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def latency_summary_us(durations_ns: list[int]) -> dict[str, float]:
+    values = sorted(d / 1000 for d in durations_ns)
+    return {
+        "calls": len(values),
+        "median_us": round(statistics.median(values), 3),
+        "p99_us": round(percentile(values, 99), 3),
+        "p999_us": round(percentile(values, 99.9), 3),
+        "max_us": round(values[-1], 3),
+        "mean_us": round(statistics.fmean(values), 3),
+    }
+
+
+def repeat_ms(fn: Callable[[], Any], repeats: int) -> tuple[dict[str, float], Any]:
+    """Call ``fn`` once untimed-for-the-median (cold), then ``repeats`` times; times in ms."""
+    t0 = time.perf_counter()
+    result = fn()
+    cold = (time.perf_counter() - t0) * 1000
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    summary = {
+        "median_ms": round(statistics.median(times), 3),
+        "min_ms": round(times[0], 3),
+        "max_ms": round(times[-1], 3),
+        "cold_ms": round(cold, 3),
+        "repeats": repeats,
+    }
+    return summary, result
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else math.inf
+
+
+# --- processes and folders --------------------------------------------------------------------
+
+
+def log(side: str, message: str) -> None:
+    print(f"[{side}] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def fresh_dir(root: Path, name: str, keep: bool = False) -> Iterator[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> float:
+    """Poll ``url`` until it answers 200; returns seconds waited. Fails if ``proc`` exits."""
+    start = time.perf_counter()
+    deadline = start + timeout_s
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before {url} was up")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - start
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f} s")
+
+
+@contextmanager
+def server_process(
+    argv: list[str], health_url: str, log_path: Path, timeout_s: float, env: dict[str, str]
+) -> Iterator[float]:
+    """Start a server in its own process group, wait for health, yield startup seconds, stop."""
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            argv, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            try:
+                startup = wait_http_ok(health_url, proc, timeout_s)
+            except Exception as exc:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{exc}; server log tail:\n{tail}") from exc
+            yield startup
+        finally:
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    # The group is the one this process created with start_new_session, so only the server
+    # and the workers it forked are signalled.
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    else:
+        # The leader is gone; make sure forked workers in its group are too.
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+
+def error_entry(exc: BaseException) -> dict[str, str]:
+    return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_workloads(
+    side: str,
+    workloads: dict[str, Callable[[Sizes, Path], dict[str, Any]]],
+    sizes: Sizes,
+    workdir: Path,
+    only: list[str] | None,
+) -> dict[str, Any]:
+    """Run the selected workloads in a fixed order, recording an error instead of stopping."""
+    results: dict[str, Any] = {}
+    for name in WORKLOAD_NAMES:
+        if only and name not in only:
+            continue
+        fn = workloads.get(name)
+        if fn is None:
+            results[name] = {"skipped": f"no {side} implementation of this workload"}
+            continue
+        log(side, f"{name} ...")
+        t0 = time.perf_counter()
+        try:
+            results[name] = fn(sizes, workdir)
+        except Exception as exc:  # one broken workload must not hide the others' figures
+            results[name] = error_entry(exc)
+            log(side, f"{name} failed: {results[name]['error']}")
+        log(side, f"{name} done in {time.perf_counter() - t0:.1f} s")
+    return results
+
+
+def dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=False, default=str)

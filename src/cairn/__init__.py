@@ -1,0 +1,76 @@
+"""Cairn: keep a machine-learning model's whole life traceable.
+
+    import cairn
+    cairn.set_project("iris")
+    with cairn.start_run(name="baseline", params={"lr": 0.01}) as run:
+        for step in range(100):
+            run.log({"loss": 1 / (step + 1)}, step=step)
+    cairn.search_runs("metrics.loss < 0.1", order_by=["metrics.loss"])
+
+This module is the SDK surface only; it imports the store and services lazily, when an
+embedded store is used, and never the web stack.
+"""
+
+from __future__ import annotations
+
+from cairn.client.fluent import (
+    Client,
+    RunList,
+    client,
+    flush,
+    get_metric_history,
+    get_run,
+    get_tracking_uri,
+    search_runs,
+    set_project,
+    set_tracking_uri,
+    start_run,
+)
+from cairn.client.run import ActiveRun
+from cairn.domain.errors import (
+    AlreadyExists,
+    CairnError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+from cairn.domain.records import MetricHistory, MetricPoint, MetricSummary, Run, RunStatus
+from cairn.domain.refs import Ref, parse_ref
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRun",
+    "AlreadyExists",
+    "CairnError",
+    "Client",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "MetricHistory",
+    "MetricPoint",
+    "MetricSummary",
+    "NotFound",
+    "Ref",
+    "Run",
+    "RunList",
+    "RunStatus",
+    "TooLarge",
+    "Unauthenticated",
+    "Unavailable",
+    "__version__",
+    "client",
+    "flush",
+    "get_metric_history",
+    "get_run",
+    "get_tracking_uri",
+    "parse_ref",
+    "search_runs",
+    "set_project",
+    "set_tracking_uri",
+    "start_run",
+]

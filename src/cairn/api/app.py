@@ -1,0 +1,44 @@
+"""The app factory: everything is built from ``Settings``; nothing at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cairn import __version__
+from cairn.api.errors import install_error_handlers
+from cairn.api.routes import batches, health, projects, runs
+from cairn.services.tracking import TrackingService
+from cairn.settings import Settings
+from cairn.store.database import Database
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the server. Refuses an old schema unless ``settings.auto_upgrade``."""
+    settings = settings or Settings()
+    db = database or Database(settings.store, auto_upgrade=settings.auto_upgrade)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.close()
+
+    app = FastAPI(
+        title="Cairn",
+        version=__version__,
+        description="Keep a machine-learning model's whole life traceable.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.tracking = TrackingService(db)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for module in (projects, runs, batches):
+        app.include_router(module.router, prefix="/api/v1")
+    return app

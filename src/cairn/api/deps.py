@@ -1,0 +1,24 @@
+"""Dependencies the routes declare, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cairn.services.tracking import TrackingService
+
+
+def get_tracking(request: Request) -> TrackingService:
+    service: TrackingService = request.app.state.tracking
+    return service
+
+
+def get_actor(request: Request) -> str | None:
+    """Who is calling. Until accounts exist, the client's word (``X-Cairn-Actor``)."""
+    actor = request.headers.get("x-cairn-actor")
+    return actor[:250] if actor else None
+
+
+TrackingDep = Annotated[TrackingService, Depends(get_tracking)]
+ActorDep = Annotated[str | None, Depends(get_actor)]

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from cairn import __version__
+from cairn.schemas.runs import HealthOut
+from cairn.store.schema import head_revision
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthOut)
+def healthz(request: Request) -> HealthOut:
+    """Alive and able to reach its store."""
+    with request.app.state.db.read() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    return HealthOut(status="ok", version=__version__, schema_revision=head_revision())

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from cairn.api.deps import ActorDep, TrackingDep
+from cairn.domain.errors import Invalid
+from cairn.domain.records import Batch, MetricSeries, RunBatch, RunStatus
+from cairn.schemas.runs import (
+    BatchOut,
+    MetricHistoryOut,
+    RunBatchBody,
+    RunOut,
+    RunPageOut,
+    RunSearchIn,
+    RunStartIn,
+    RunUpdateIn,
+    TagIn,
+)
+
+router = APIRouter(tags=["runs"])
+
+
+@router.post("/runs", response_model=RunOut, status_code=201)
+def create_run(body: RunStartIn, tracking: TrackingDep, actor: ActorDep) -> RunOut:
+    """Start a run. The id is made by the caller (a ULID), so a retry is harmless."""
+    return RunOut.of(tracking.start_run(body.to_domain(), actor))
+
+
+@router.get("/runs", response_model=RunPageOut)
+def list_runs(
+    tracking: TrackingDep,
+    project: str | None = None,
+    filter: str | None = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> RunPageOut:
+    """Search runs with the search language; ``next_cursor`` fetches the next page."""
+    page = tracking.search_runs(project, filter, order_by, limit=limit, cursor=cursor)
+    return RunPageOut.of(page)
+
+
+@router.post("/runs/search", response_model=RunPageOut)
+def search_runs(body: RunSearchIn, tracking: TrackingDep) -> RunPageOut:
+    page = tracking.search_runs(
+        body.project, body.filter, body.order_by, limit=body.limit, cursor=body.cursor
+    )
+    return RunPageOut.of(page)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+def get_run(run_id: str, tracking: TrackingDep) -> RunOut:
+    return RunOut.of(tracking.get_run(run_id))
+
+
+@router.patch("/runs/{run_id}", response_model=RunOut)
+def update_run(run_id: str, body: RunUpdateIn, tracking: TrackingDep, actor: ActorDep) -> RunOut:
+    """Rename, regroup, replace notes, or end a run (``status`` finished/failed/killed)."""
+    if body.name is not None or body.experiment is not None or body.notes is not None:
+        tracking.update_run(
+            run_id, name=body.name, experiment=body.experiment, notes=body.notes, actor=actor
+        )
+    if body.status is not None:
+        if body.status is RunStatus.RUNNING:
+            raise Invalid("a run cannot be set back to running", field="status")
+        return RunOut.of(tracking.end_run(run_id, body.status, body.error, actor))
+    if body.error is not None:
+        raise Invalid("error is given together with a status", field="error")
+    return RunOut.of(tracking.get_run(run_id))
+
+
+@router.post("/runs/{run_id}/batch", response_model=BatchOut)
+def log_run_batch(
+    run_id: str, body: RunBatchBody, tracking: TrackingDep, actor: ActorDep
+) -> BatchOut:
+    """Log params, metrics and tags of one run in one request, idempotently."""
+    item = RunBatch(
+        run_id,
+        params=dict(body.params),
+        tags=dict(body.tags),
+        metrics={k: MetricSeries(s.steps, s.timestamps, s.values) for k, s in body.metrics.items()},
+    )
+    return BatchOut.of(tracking.log_batch(Batch(body.idempotency_key, [item]), actor))
+
+
+@router.get("/runs/{run_id}/metrics/history", response_model=MetricHistoryOut)
+def metric_history(
+    run_id: str,
+    key: str,
+    tracking: TrackingDep,
+    max_points: int | None = None,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> MetricHistoryOut:
+    """A metric series; with ``max_points=N`` at most N points, each bucket's min and max kept."""
+    history = tracking.metric_history(
+        run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+    )
+    return MetricHistoryOut.of(history)
+
+
+@router.put("/runs/{run_id}/tags", status_code=204)
+def set_tag(run_id: str, body: TagIn, tracking: TrackingDep, actor: ActorDep) -> Response:
+    tracking.set_tag(run_id, body.key, body.value, actor)
+    return Response(status_code=204)
+
+
+@router.delete("/runs/{run_id}/tags", status_code=204)
+def delete_tag(run_id: str, key: str, tracking: TrackingDep, actor: ActorDep) -> Response:
+    tracking.delete_tag(run_id, key, actor)
+    return Response(status_code=204)
+
+
+@router.get("/runs/{run_id}/git-diff", response_class=Response)
+def git_diff(run_id: str, tracking: TrackingDep) -> Response:
+    """The uncommitted diff captured when the run started (text), or 204 when none."""
+    diff = tracking.get_git_diff(run_id)
+    if diff is None:
+        return Response(status_code=204)
+    return Response(diff, media_type="text/x-diff; charset=utf-8")
+
+
+@router.get("/runs/{run_id}/children", response_model=list[str])
+def child_runs(run_id: str, tracking: TrackingDep) -> list[str]:
+    return tracking.child_runs(run_id)

@@ -1,0 +1,77 @@
+"""``cairn server``: the API (and, later, the UI) on uvicorn.
+
+Several workers share one store. Measured pitfall: with ``--workers`` > 1 uvicorn hands
+the workers a listening socket whose accepted connections do not get TCP_NODELAY, so
+every small response waits ~40 ms for the client's delayed ACK. Our protocol class sets
+TCP_NODELAY on every connection, whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import click
+
+from cairn.cli.output import handle_errors
+
+_ENV_KEYS = ("store", "artifacts", "host", "port", "workers")
+
+
+def app_from_env() -> Any:
+    """Factory for uvicorn workers: settings travel in ``CAIRN_*`` environment variables."""
+    from cairn.api.app import create_app
+    from cairn.settings import Settings
+
+    return create_app(Settings())
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+
+    class NoDelayHttpToolsProtocol(_Base):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:  # not a TCP socket after all
+                    pass
+            super().connection_made(transport)
+
+except ImportError:  # the [server] extra is not installed; `cairn server` says so
+    NoDelayHttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--store", default="./.cairn", show_default=True,
+              help="Metadata store: a folder, sqlite:///FILE or postgresql://…")
+@click.option("--artifacts", default=None, help="Artifact store: a folder or s3://bucket/prefix.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@handle_errors
+def server(host: str, port: int, store: str, artifacts: str | None, workers: int,
+           log_level: str) -> None:
+    """Start the Cairn server (REST API under /api/v1, OpenAPI at /openapi.json)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise click.ClickException("the server needs the extra: pip install 'cairn[server]'")
+    from cairn.store.database import Database
+
+    # Check the schema here, once, so an old store stops the server with a clear message.
+    Database(store, auto_upgrade=False).close()
+    os.environ.update({"CAIRN_STORE": store, "CAIRN_HOST": host, "CAIRN_PORT": str(port),
+                       "CAIRN_WORKERS": str(workers)})
+    if artifacts:
+        os.environ["CAIRN_ARTIFACTS"] = artifacts
+    click.echo(f"Cairn is serving {store} at http://{host}:{port}  (API docs: /docs)")
+    uvicorn.run(
+        "cairn.cli.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+        http=NoDelayHttpToolsProtocol, log_level=log_level, access_log=False,
+        timeout_graceful_shutdown=10,
+    )

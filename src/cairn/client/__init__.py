@@ -1,0 +1,1 @@
+"""The Python SDK: start runs, log to them, embedded or against a server."""

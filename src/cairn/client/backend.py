@@ -1,0 +1,70 @@
+"""The one seam between the SDK and the services: ``Backend``.
+
+``EmbeddedBackend`` calls the services in this process (a SQLite file or PostgreSQL);
+``HttpBackend`` calls a Cairn server. The SDK test-suite runs against both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+from cairn.domain.records import (
+    Batch,
+    BatchResult,
+    MetricHistory,
+    Project,
+    ProjectSummary,
+    Run,
+    RunPage,
+)
+
+DEFAULT_STORE = "./.cairn"
+
+
+class Backend(Protocol):
+    uri: str
+
+    def log_batch(self, batch: Batch) -> BatchResult: ...
+
+    def get_run(self, run_id: str) -> Run: ...
+
+    def update_run(
+        self, run_id: str, *, name: str | None = None, experiment: str | None = None,
+        notes: str | None = None,
+    ) -> Run: ...
+
+    def metric_history(
+        self, run_id: str, key: str, *, max_points: int | None = None,
+        min_step: int | None = None, max_step: int | None = None,
+    ) -> MetricHistory: ...
+
+    def search_runs(
+        self, project: str | None, filter: str | None, order_by: Sequence[str] | None,
+        *, limit: int, cursor: str | None,
+    ) -> RunPage: ...
+
+    def list_projects(self) -> list[ProjectSummary]: ...
+
+    def create_project(self, name: str, description: str = "") -> Project: ...
+
+    def get_git_diff(self, run_id: str) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+def default_uri() -> str:
+    return os.environ.get("CAIRN_TRACKING_URI") or DEFAULT_STORE
+
+
+def open_backend(uri: str | os.PathLike[str] | None = None) -> Backend:
+    """``http(s)://`` talks to a server; anything else opens a store in this process."""
+    text = os.fspath(uri) if uri is not None else default_uri()
+    if text.startswith(("http://", "https://")):
+        from cairn.client.http import HttpBackend
+
+        return HttpBackend(text)
+    from cairn.client.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(text)

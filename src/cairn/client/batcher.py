@@ -1,0 +1,197 @@
+"""The background sender: the training loop enqueues, this thread ships.
+
+``run.log`` appends one tuple to a deque (thread-safe, O(1)) and returns. A daemon thread
+drains the deque every ``interval`` seconds (sooner when it fills up), folds the items
+into column-wise series per run and key, and sends them as ``Batch``es, one request or
+transaction each, every batch with an idempotency key so a resend never duplicates.
+
+Failures never reach the training loop: an unreachable server is retried with backoff
+while items keep queueing; a batch the server refuses (bad input) is recorded and
+raised by the next explicit ``flush()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cairn.domain.errors import CairnError, Unavailable
+from cairn.domain.ids import new_ulid
+from cairn.domain.records import Batch, MetricSeries, RunBatch, RunEnd, RunStart
+
+log = logging.getLogger("cairn.batcher")
+
+# Item kinds on the queue. Metric items are the hot path: (METRIC, run_id, step, ts, values).
+METRIC, START, PARAMS, TAGS, NOTES, END, MARK = range(7)
+
+MAX_BATCH_POINTS = 100_000
+MAX_BATCH_RUNS = 2_000
+
+
+@dataclass
+class _Mark:
+    """A flush marker: set once everything queued before it has been handled."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    errors: list[CairnError] = field(default_factory=list)
+
+
+class Batcher:
+    def __init__(
+        self,
+        send: Callable[[Batch], Any],
+        *,
+        interval: float = 0.2,
+        retry_max_s: float = 30.0,
+        high_water: int = 20_000,
+    ) -> None:
+        self._send = send
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.interval = interval
+        self.retry_max_s = retry_max_s
+        self.high_water = high_water
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._errors: list[CairnError] = []
+        self._thread = threading.Thread(target=self._loop, name="cairn-batcher", daemon=True)
+        self._thread.start()
+
+    # -- producer side (any thread) -------------------------------------------------
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        self.queue.append(item)
+        if len(self.queue) >= self.high_water:
+            self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far is stored; raise what the server refused."""
+        mark = _Mark()
+        self.queue.append((MARK, mark))
+        self._wake.set()
+        if not mark.done.wait(timeout):
+            raise Unavailable(
+                f"flush timed out after {timeout}s with {len(self.queue)} items queued; "
+                "they stay queued and are sent when the server answers"
+            )
+        if mark.errors:
+            raise mark.errors[0]
+
+    def close(self, timeout: float = 10.0) -> None:
+        try:
+            self.flush(timeout)
+        except CairnError as exc:
+            log.warning("cairn: while closing: %s", exc)
+        finally:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=1.0)
+
+    # -- consumer side (the thread) -------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception:  # never let the thread die: log and carry on
+                log.exception("cairn: unexpected error in the background sender")
+
+    def _drain(self) -> None:
+        queue = self.queue
+        while queue:
+            builder = _BatchBuilder()
+            marks: list[_Mark] = []
+            while queue and not builder.full:
+                item = queue.popleft()
+                if item[0] == MARK:
+                    marks.append(item[1])
+                    break  # send what came before the mark, then release it
+                builder.add(item)
+            if builder.runs:
+                self._deliver(builder.build())
+            for mark in marks:
+                mark.errors.extend(self._errors)
+                self._errors.clear()
+                mark.done.set()
+
+    def _deliver(self, batch: Batch) -> None:
+        delay = 0.05
+        while True:
+            try:
+                self._send(batch)
+                return
+            except Unavailable as exc:
+                if self._stop.is_set():
+                    self._errors.append(exc)
+                    return
+                log.warning("cairn: server unavailable (%s); retrying in %.1fs", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.retry_max_s)
+            except CairnError as exc:
+                if len(batch.runs) > 1:
+                    self._deliver_each(batch)
+                    return
+                log.error("cairn: a batch was refused: %s", exc)
+                self._errors.append(exc)
+                return
+
+    def _deliver_each(self, batch: Batch) -> None:
+        """A refused batch of several runs: send run by run so one bad run spoils nothing."""
+        for item in batch.runs:
+            self._deliver(Batch(f"{batch.idempotency_key}.{item.run_id}", [item]))
+
+
+class _BatchBuilder:
+    """Folds queued items, in order, into one RunBatch per run."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunBatch] = {}
+        self.points = 0
+        self.full = False
+
+    def _run(self, run_id: str) -> RunBatch:
+        entry = self.runs.get(run_id)
+        if entry is None:
+            entry = self.runs[run_id] = RunBatch(run_id)
+        return entry
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == METRIC:
+            _, run_id, step, ts, values = item
+            series = self._run(run_id).metrics
+            for key, value in values.items():
+                s = series.get(key)
+                if s is None:
+                    s = series[key] = MetricSeries()
+                s.steps.append(step)
+                s.timestamps.append(ts)
+                s.values.append(value)
+            self.points += len(values)
+        elif kind == START:
+            start: RunStart = item[1]
+            self._run(start.id).start = start
+        elif kind == PARAMS:
+            self._run(item[1]).params.update(item[2])
+        elif kind == TAGS:
+            self._run(item[1]).tags.update(item[2])
+        elif kind == NOTES:
+            entry = self._run(item[1])
+            entry.notes = f"{entry.notes}\n\n{item[2]}" if entry.notes else item[2]
+        elif kind == END:
+            end: RunEnd = item[2]
+            self._run(item[1]).end = end
+        self.full = self.points >= MAX_BATCH_POINTS or len(self.runs) >= MAX_BATCH_RUNS
+
+    def build(self) -> Batch:
+        return Batch(new_ulid(), list(self.runs.values()))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,74 @@
+"""The services in this process: no server, one SQLite file (or a PostgreSQL URL)."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+
+from cairn.domain.records import (
+    Batch,
+    BatchResult,
+    MetricHistory,
+    Project,
+    ProjectSummary,
+    Run,
+    RunPage,
+)
+from cairn.services.tracking import TrackingService
+from cairn.store.database import Database
+
+
+def _actor() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers): the audit log says "None"
+        return None
+
+
+class EmbeddedBackend:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        # One user owns an embedded store, so an old schema is upgraded on open.
+        self.db = Database(uri, auto_upgrade=True)
+        self.tracking = TrackingService(self.db)
+        self.actor = _actor()
+
+    def log_batch(self, batch: Batch) -> BatchResult:
+        return self.tracking.log_batch(batch, self.actor)
+
+    def get_run(self, run_id: str) -> Run:
+        return self.tracking.get_run(run_id)
+
+    def update_run(
+        self, run_id: str, *, name: str | None = None, experiment: str | None = None,
+        notes: str | None = None,
+    ) -> Run:
+        return self.tracking.update_run(
+            run_id, name=name, experiment=experiment, notes=notes, actor=self.actor
+        )
+
+    def metric_history(
+        self, run_id: str, key: str, *, max_points: int | None = None,
+        min_step: int | None = None, max_step: int | None = None,
+    ) -> MetricHistory:
+        return self.tracking.metric_history(
+            run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+        )
+
+    def search_runs(
+        self, project: str | None, filter: str | None, order_by: Sequence[str] | None,
+        *, limit: int, cursor: str | None,
+    ) -> RunPage:
+        return self.tracking.search_runs(project, filter, order_by, limit=limit, cursor=cursor)
+
+    def list_projects(self) -> list[ProjectSummary]:
+        return self.tracking.list_projects()
+
+    def create_project(self, name: str, description: str = "") -> Project:
+        return self.tracking.create_project(name, description, self.actor)
+
+    def get_git_diff(self, run_id: str) -> str | None:
+        return self.tracking.get_git_diff(run_id)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,300 @@
+"""``Client`` and the module-level fluent API built on a default client.
+
+    import cairn
+    cairn.set_tracking_uri("http://127.0.0.1:5000")   # or a folder, sqlite:///…, postgresql://…
+    cairn.set_project("translate")
+    with cairn.start_run(name="baseline", params={"lr": 0.01}) as run:
+        run.log({"loss": 0.3}, step=0)
+    cairn.search_runs("metrics.loss < 0.5", order_by=["metrics.loss"])
+
+No run is ever started implicitly: logging needs a run handle.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from cairn.client.backend import Backend, default_uri, open_backend
+from cairn.client.batcher import PARAMS, START, TAGS, Batcher
+from cairn.client.capture import capture_run_context
+from cairn.client.run import ActiveRun, _clean_tags
+from cairn.domain.errors import Invalid
+from cairn.domain.ids import new_ulid
+from cairn.domain.records import (
+    MetricHistory,
+    Project,
+    ProjectSummary,
+    Run,
+    RunStart,
+    RunStatus,
+)
+from cairn.domain.validation import check_project_name, check_text
+
+if TYPE_CHECKING:
+    import pandas
+
+DEFAULT_PROJECT = "default"
+_CAPTURE_PARTS = frozenset({"git", "environment", "command"})
+
+
+class RunList(list[Run]):
+    """Runs from a search: a list, plus ``next_cursor`` and ``to_pandas()``."""
+
+    next_cursor: str | None = None
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per run: attributes, then ``params.*``, ``metrics.*`` (last), ``tags.*``."""
+        import pandas as pd
+
+        rows = []
+        for run in self:
+            row: dict[str, Any] = {
+                "run_id": run.id, "name": run.name, "project": run.project,
+                "experiment": run.experiment, "status": run.status.value,
+                "start_time": run.start_time, "end_time": run.end_time,
+                "parent_id": run.parent_id, "author": run.author,
+            }
+            row.update({f"params.{k}": v for k, v in run.params.items()})
+            row.update({f"metrics.{k}": s.last for k, s in run.metrics.items()})
+            row.update({f"tags.{k}": v for k, v in run.tags.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _capture_flags(capture: bool | Iterable[str]) -> dict[str, bool]:
+    if isinstance(capture, bool):
+        return dict.fromkeys(_CAPTURE_PARTS, capture)
+    parts = set(capture)
+    unknown = parts - _CAPTURE_PARTS
+    if unknown:
+        raise Invalid(f"capture: unknown part(s) {sorted(unknown)}; choose from "
+                      f"{sorted(_CAPTURE_PARTS)}", field="capture")
+    return {part: part in parts for part in _CAPTURE_PARTS}
+
+
+class Client:
+    """A connection to one store or server, with its own background sender.
+
+    >>> client = cairn.Client("./.cairn")            # doctest: +SKIP
+    >>> with client.start_run("trial") as run:       # doctest: +SKIP
+    ...     run.log({"loss": 0.1})
+    """
+
+    def __init__(
+        self, uri: str | os.PathLike[str] | None = None, *, project: str | None = None,
+        flush_interval: float = 0.2,
+    ) -> None:
+        self.backend: Backend = open_backend(uri)
+        self.uri = self.backend.uri
+        self.project = check_project_name(project) if project else None
+        self.batcher = Batcher(self.backend.log_batch, interval=flush_interval)
+        self._open: dict[str, ActiveRun] = {}
+        self._lock = threading.Lock()
+        _CLIENTS.add(self)
+
+    def __repr__(self) -> str:
+        return f"<cairn.Client {self.uri}>"
+
+    def _project(self, project: str | None) -> str:
+        name = project or self.project or os.environ.get("CAIRN_PROJECT") or DEFAULT_PROJECT
+        return check_project_name(name)
+
+    # -- runs -----------------------------------------------------------------------
+
+    def start_run(
+        self, name: str | None = None, *, params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None, project: str | None = None,
+        experiment: str | None = None, parent: str | ActiveRun | None = None,
+        notes: str | None = None, capture: bool | Iterable[str] = True,
+        system_metrics: bool | float = False,
+    ) -> ActiveRun:
+        """Start a run and return its handle; use it in a ``with`` block.
+
+        The id is made here, so a run starts even while the server is away. ``capture``
+        records git, command and environment (``False``, or a subset such as
+        ``{"git"}``); ``system_metrics=True`` (or an interval in seconds) samples CPU,
+        memory and GPU as ``system/…`` metrics.
+        """
+        if name is not None:
+            check_text(name, "name", "name_length")
+        if experiment is not None:
+            check_text(experiment, "experiment", "name_length")
+        parent_id = parent.id if isinstance(parent, ActiveRun) else parent
+        flags = _capture_flags(capture)
+        context = capture_run_context(**flags)
+        run_id = new_ulid()
+        project_name = self._project(project)
+        start = RunStart(
+            id=run_id, project=project_name, start_time=datetime.now(tz=UTC), name=name,
+            experiment=experiment, parent_id=parent_id, author=context.author,
+            command=context.command, notes=notes,
+            git=dict(context.git) if context.git else None, git_diff=context.git_diff,
+            environment=dict(context.environment) if context.environment else None,
+        )
+        run = ActiveRun(self, run_id, project_name, name)
+        # Validate everything before anything is queued: bad input starts no run.
+        clean_params = run._clean_params(params) if params else {}
+        clean_tags = _clean_tags(tags) if tags else {}
+        self.batcher.put((START, start))
+        if clean_params:
+            self.batcher.put((PARAMS, run_id, clean_params))
+        if clean_tags:
+            self.batcher.put((TAGS, run_id, clean_tags))
+        with self._lock:
+            self._open[run_id] = run
+        if system_metrics:
+            from cairn.client.sysmetrics import SystemMetricsSampler
+
+            interval = 10.0 if system_metrics is True else float(system_metrics)
+            sampler = SystemMetricsSampler(lambda values: run.log(values, step=None), interval)
+            run._sampler = sampler
+            sampler.start()
+        return run
+
+    def _forget(self, run: ActiveRun) -> None:
+        with self._lock:
+            self._open.pop(run.id, None)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything logged through this client is stored."""
+        self.batcher.flush(timeout)
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with its params, tags, metric summaries, status, git and environment."""
+        self.flush()
+        return self.backend.get_run(run_id)
+
+    def update_run(self, run_id: str, *, name: str | None = None,
+                   experiment: str | None = None, notes: str | None = None) -> Run:
+        self.flush()
+        return self.backend.update_run(run_id, name=name, experiment=experiment, notes=notes)
+
+    def get_metric_history(
+        self, run_id: str, key: str, max_points: int | None = None, *,
+        min_step: int | None = None, max_step: int | None = None,
+    ) -> MetricHistory:
+        """A metric's points; with ``max_points`` at most that many, spikes kept."""
+        self.flush()
+        return self.backend.metric_history(
+            run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+        )
+
+    def search_runs(
+        self, filter: str | None = None, order_by: Sequence[str] | str | None = None, *,
+        project: str | None = None, limit: int = 100, cursor: str | None = None,
+    ) -> RunList:
+        """Runs matching a filter in the search language, one page of ``limit``.
+
+        ``project=None`` searches the client's project when one was set, else all.
+        """
+        self.flush()
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        page = self.backend.search_runs(
+            project or self.project, filter, order_by, limit=limit, cursor=cursor
+        )
+        runs = RunList(page.runs)
+        runs.next_cursor = page.next_cursor
+        return runs
+
+    def git_diff(self, run_id: str) -> str | None:
+        self.flush()
+        return self.backend.get_git_diff(run_id)
+
+    # -- projects -------------------------------------------------------------------
+
+    def list_projects(self) -> list[ProjectSummary]:
+        self.flush()
+        return self.backend.list_projects()
+
+    def create_project(self, name: str, description: str = "") -> Project:
+        return self.backend.create_project(name, description)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def close(self, *, status: RunStatus = RunStatus.KILLED, timeout: float = 30.0) -> None:
+        """End runs still open (``killed``), send what is queued, release the store."""
+        with self._lock:
+            still_open = list(self._open.values())
+        for run in still_open:
+            run.end(status, "the process ended while the run was open")
+        self.batcher.close(timeout)
+        self.backend.close()
+        _CLIENTS.discard(self)
+
+
+_CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for client in list(_CLIENTS):
+        try:
+            client.close()
+        except Exception:  # exit must go on; the batcher has logged what it could not send
+            pass
+
+
+# -- the module-level fluent API ----------------------------------------------------
+
+_state_lock = threading.Lock()
+_state: dict[str, Any] = {"uri": None, "client": None, "project": None}
+
+
+def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
+    """Send everything from now on to another store or server (queued data goes first)."""
+    with _state_lock:
+        old = _state["client"]
+        _state["uri"] = os.fspath(uri)
+        _state["client"] = None
+    if old is not None:
+        old.close(status=RunStatus.KILLED)
+
+
+def get_tracking_uri() -> str:
+    return _state["uri"] or default_uri()
+
+
+def set_project(name: str) -> None:
+    """The project new runs go to and searches look in."""
+    check_project_name(name)
+    with _state_lock:
+        _state["project"] = name
+        if _state["client"] is not None:
+            _state["client"].project = name
+
+
+def client() -> Client:
+    """The default client behind the fluent functions."""
+    with _state_lock:
+        current = _state["client"]
+        if current is None:
+            current = _state["client"] = Client(_state["uri"], project=_state["project"])
+        return current  # type: ignore[no-any-return]
+
+
+def start_run(name: str | None = None, **kwargs: Any) -> ActiveRun:
+    """Start a run in the current project; see ``Client.start_run``."""
+    return client().start_run(name, **kwargs)
+
+
+def get_run(run_id: str) -> Run:
+    return client().get_run(run_id)
+
+
+def get_metric_history(run_id: str, key: str, max_points: int | None = None, **kwargs: Any) -> MetricHistory:
+    return client().get_metric_history(run_id, key, max_points, **kwargs)
+
+
+def search_runs(filter: str | None = None, order_by: Sequence[str] | str | None = None, **kwargs: Any) -> RunList:
+    return client().search_runs(filter, order_by, **kwargs)
+
+
+def flush(timeout: float | None = None) -> None:
+    client().flush(timeout)

@@ -1,0 +1,176 @@
+"""``ActiveRun``: the handle a training loop logs through.
+
+    with cairn.start_run(name="baseline", params={"lr": 0.01}) as run:
+        for step in range(100):
+            run.log({"loss": loss, "acc": acc}, step=step)
+
+``log`` validates and enqueues, nothing more (a few microseconds); the batcher sends.
+An exception inside the ``with`` ends the run ``failed`` and records the error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from cairn.client.batcher import END, METRIC, NOTES, PARAMS, TAGS
+from cairn.domain.errors import Conflict, Invalid
+from cairn.domain.records import MetricHistory, Run, RunEnd, RunStatus
+from cairn.domain.validation import check_key, check_text, metric_value, param_value, tag_value
+
+if TYPE_CHECKING:
+    from cairn.client.fluent import Client
+    from cairn.client.sysmetrics import SystemMetricsSampler
+
+_GOOD_KEYS: set[str] = set()  # keys already validated once; checking again costs time
+
+
+def _checked_key(key: object) -> str:
+    if key in _GOOD_KEYS:
+        return key  # type: ignore[return-value]
+    check_key(key, "metric key")
+    _GOOD_KEYS.add(key)  # type: ignore[arg-type]
+    return key  # type: ignore[return-value]
+
+
+def _clean_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    return {check_key(k, "tag key"): tag_value(v, f"tags.{k}") for k, v in tags.items()}
+
+
+class ActiveRun:
+    def __init__(self, client: Client, run_id: str, project: str, name: str | None) -> None:
+        self.client = client
+        self.id = run_id
+        self.project = project
+        self.name = name
+        self._put = client.batcher.put
+        self._step = 0
+        self._params: dict[str, str] = {}
+        self._ended = False
+        self._lock = threading.Lock()
+        self._sampler: SystemMetricsSampler | None = None
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.id} {self.name or ''} in {self.project}>"
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def log(
+        self, metrics: Mapping[str, float], step: int | None = None, *,
+        timestamp: float | None = None,
+    ) -> None:
+        """Log metric values at a step (default: one past the previous step).
+
+        NaN and +-inf are kept. Returns at once; a background thread sends.
+        """
+        if step is None:
+            step = self._step
+        elif type(step) is not int:
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise Invalid(f"step must be an integer, got {type(step).__name__}", field="step")
+            step = int(step)
+        self._step = step + 1
+        ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp * 1000)
+        values: dict[str, float] = {}
+        for key, value in metrics.items():
+            if key not in _GOOD_KEYS:
+                _checked_key(key)
+            values[key] = value if type(value) is float else metric_value(value, f"metrics.{key}")
+        if values:
+            self._put((METRIC, self.id, step, ts, values))
+
+    # -- the rest -------------------------------------------------------------------
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record input settings. Params are immutable: a different value is a ``Conflict``."""
+        clean = self._clean_params(params)
+        if clean:
+            self._put((PARAMS, self.id, clean))
+
+    def _clean_params(self, params: Mapping[str, Any]) -> dict[str, str]:
+        clean: dict[str, str] = {}
+        for key, value in params.items():
+            check_key(key, "param key")
+            clean[key] = param_value(value, f"params.{key}")
+        with self._lock:
+            for key, text in clean.items():
+                old = self._params.get(key)
+                if old is not None and old != text:
+                    raise Conflict(
+                        f"param {key!r} of run {self.id} is already {old!r}; params are "
+                        f"immutable, so it cannot become {text!r}",
+                        details={"field": f"params.{key}", "old": old, "new": text},
+                    )
+            self._params.update(clean)
+        return clean
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set mutable labels; a tag set again takes the new value."""
+        clean = _clean_tags(tags)
+        if clean:
+            self._put((TAGS, self.id, clean))
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def note(self, text: str) -> None:
+        """Append to the run's notes: why it was run, what was learnt."""
+        check_text(text, "notes", "notes_length", allow_empty=False)
+        self._put((NOTES, self.id, text))
+
+    def child(self, name: str | None = None, **kwargs: Any) -> ActiveRun:
+        """Start a nested run (a pipeline step, a trial of a sweep) under this one."""
+        kwargs.setdefault("project", self.project)
+        return self.client.start_run(name, parent=self.id, **kwargs)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything logged so far is stored."""
+        self.client.flush(timeout)
+
+    def end(self, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None) -> None:
+        """End the run (finished, failed or killed). A second call does nothing."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise Invalid("a run ends finished, failed or killed", field="status")
+        if self._sampler is not None:
+            self._sampler.stop()
+        self._put((END, self.id, RunEnd(status, datetime.now(tz=UTC), error)))
+        self.client._forget(self)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def get(self) -> Run:
+        """The run as stored (after a flush)."""
+        return self.client.get_run(self.id)
+
+    def history(self, key: str, max_points: int | None = None) -> MetricHistory:
+        return self.client.get_metric_history(self.id, key, max_points=max_points)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end(RunStatus.FINISHED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end(RunStatus.KILLED, "KeyboardInterrupt")
+        else:
+            text = "".join(traceback.format_exception(exc_type, exc, tb, limit=20))
+            self.end(RunStatus.FAILED, text[-20_000:])

@@ -1,0 +1,1 @@
+"""Records, references, validation and errors: the vocabulary every layer speaks (stdlib only)."""

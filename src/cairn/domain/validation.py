@@ -1,0 +1,130 @@
+"""Limits and the checks that enforce them. Each error names the field and the limit.
+
+The table in ``docs/limits.md`` is generated from ``LIMITS`` (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from cairn.domain.errors import Invalid
+
+LIMITS: dict[str, int] = {
+    "key_length": 250,
+    "name_length": 250,
+    "param_value_length": 6000,
+    "tag_value_length": 8000,
+    "notes_length": 1_000_000,
+    "project_name_length": 100,
+    "batch_points": 500_000,
+    "batch_params": 10_000,
+    "batch_tags": 10_000,
+    "batch_runs": 10_000,
+    "search_filter_length": 10_000,
+    "page_size": 10_000,
+}
+
+STEP_MIN = -(2**63)
+STEP_MAX = 2**63 - 1
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_\-./: ]+$")
+_PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")
+
+
+def check_key(key: object, field: str) -> str:
+    """A param, metric or tag key: 1..250 characters of letters, digits, ``_-./: ``."""
+    if not isinstance(key, str):
+        raise Invalid(f"{field} must be a string, got {type(key).__name__}", field=field)
+    if not key:
+        raise Invalid(f"{field} must not be empty", field=field)
+    if len(key) > LIMITS["key_length"]:
+        raise Invalid(
+            f"{field} is {len(key)} characters; the limit (key_length) is "
+            f"{LIMITS['key_length']}",
+            field=field,
+            details={"limit": "key_length", "max": LIMITS["key_length"]},
+        )
+    if not _KEY_RE.match(key) or key != key.strip() or ".." in key or key.startswith("/"):
+        raise Invalid(
+            f"{field} {key!r} may hold only letters, digits and _ - . / : and inner spaces",
+            field=field,
+        )
+    return key
+
+
+def check_text(value: object, field: str, limit: str, *, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if not allow_empty and not value.strip():
+        raise Invalid(f"{field} must not be empty", field=field)
+    if len(value) > LIMITS[limit]:
+        raise Invalid(
+            f"{field} is {len(value)} characters; the limit ({limit}) is {LIMITS[limit]}",
+            field=field,
+            details={"limit": limit, "max": LIMITS[limit]},
+        )
+    return value
+
+
+def check_project_name(name: object) -> str:
+    check_text(name, "project", "project_name_length", allow_empty=False)
+    assert isinstance(name, str)
+    if not _PROJECT_RE.match(name):
+        raise Invalid(
+            f"project {name!r} must start with a letter or digit and hold only "
+            "letters, digits, _ - and .",
+            field="project",
+        )
+    return name
+
+
+def param_value(value: object, field: str) -> str:
+    """Params are strings; numbers and booleans are written the way Python prints them."""
+    if isinstance(value, str):
+        text = value
+    elif value is None or isinstance(value, bool | int | float):
+        text = str(value)
+    else:
+        text = str(value)
+    return check_text(text, field, "param_value_length")
+
+
+def tag_value(value: object, field: str) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return check_text(text, field, "tag_value_length")
+
+
+def metric_value(value: Any, field: str) -> float:
+    """A metric value: any real number; NaN and +-inf are accepted and kept."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, bool) or isinstance(value, str | bytes):
+        raise Invalid(f"{field} must be a number, got {type(value).__name__}", field=field)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise Invalid(
+            f"{field} must be a number, got {type(value).__name__}", field=field
+        ) from None
+
+
+def step_value(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            try:
+                import operator
+
+                value = operator.index(value)
+            except TypeError:
+                raise Invalid(f"{field} must be an integer", field=field) from None
+    if not STEP_MIN <= value <= STEP_MAX:
+        raise Invalid(f"{field} {value} does not fit in 64 bits", field=field)
+    return int(value)
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

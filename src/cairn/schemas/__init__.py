@@ -1,0 +1,1 @@
+"""Wire models shared by the REST API and the HTTP client (pydantic)."""

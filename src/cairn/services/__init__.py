@@ -1,0 +1,1 @@
+"""Use cases. One place per rule; every mutation writes its audit event in the same transaction."""

@@ -1,0 +1,25 @@
+"""Server settings: one object, read from arguments or ``CAIRN_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: str = field(default_factory=lambda: os.environ.get("CAIRN_STORE", "./.cairn"))
+    artifacts: str | None = field(default_factory=lambda: os.environ.get("CAIRN_ARTIFACTS"))
+    host: str = field(default_factory=lambda: os.environ.get("CAIRN_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("CAIRN_PORT", "5000")))
+    workers: int = field(default_factory=lambda: int(os.environ.get("CAIRN_WORKERS", "1")))
+    # The server never upgrades a store by itself: other processes may use the old schema.
+    auto_upgrade: bool = field(default_factory=lambda: _env_bool("CAIRN_AUTO_UPGRADE", False))
+    max_request_bytes: int = 64 * 1024 * 1024

@@ -1,0 +1,67 @@
+"""The store's entry point: an engine, the schema check, and transactions.
+
+Writes go through ``Database.write()``: one transaction, ``BEGIN IMMEDIATE`` on SQLite
+(the writer queues instead of failing), committed before the caller returns, so an
+acknowledged write is durable. Reads use ``Database.read()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine
+
+from cairn.store.engine import StoreLocation, make_engine, resolve_store
+from cairn.store.schema import ensure_schema
+
+
+@dataclass
+class Tx:
+    """A write transaction, with work to do only once it has committed."""
+
+    conn: Connection
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+class KeyCache:
+    """Metric key name -> id, for ids known to be committed. Immutable facts, so safe to share."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> int | None:
+        return self._ids.get(name)
+
+    def add(self, found: dict[str, int]) -> None:
+        with self._lock:
+            self._ids.update(found)
+
+
+class Database:
+    def __init__(self, location: StoreLocation | str, *, auto_upgrade: bool = True) -> None:
+        self.location = location if isinstance(location, StoreLocation) else resolve_store(location)
+        self.engine: Engine = make_engine(self.location.database_url)
+        self.dialect = self.engine.dialect.name
+        self.metric_keys = KeyCache()
+        ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        with self.engine.connect().execution_options(cairn_write=True) as conn:
+            tx = Tx(conn)
+            with conn.begin():
+                yield tx
+            for callback in tx.on_commit:
+                callback()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()

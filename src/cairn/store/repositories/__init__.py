@@ -1,0 +1,1 @@
+"""Repositories: SQL in, domain records out. One module per aggregate."""

@@ -1,0 +1,330 @@
+"""Metric points: bulk appends, summaries and rollups kept per batch, downsampled reads.
+
+A batch appends each series column-wise: points go in with one ``executemany`` (SQLite)
+or ``COPY`` (PostgreSQL); the per-run-and-key summary and the rollups are merged once per
+batch with upserts. Reads of a long series at low resolution read rollups, never points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from cairn.domain.records import MetricPoint, MetricSeries, MetricSummary
+from cairn.store.database import KeyCache, Tx
+from cairn.store.tables import MetricKeyRow, MetricPointRow, MetricRollupRow, MetricSummaryRow
+
+_K = MetricKeyRow.__table__
+_PT = MetricPointRow.__table__
+_S = MetricSummaryRow.__table__
+_RU = MetricRollupRow.__table__
+
+# Rollup levels: (level, points per bucket). Level 1 serves series up to a few million
+# points; level 2 anything longer.
+LEVELS: tuple[tuple[int, int], ...] = ((1, 256), (2, 16384))
+_POINT_COLUMNS = "run_pk, key_id, step, seq, ts, value"
+
+
+@dataclass(slots=True)
+class _Extremes:
+    """Min and max points of some stretch of a series (NaN never counts)."""
+
+    count: int
+    step_lo: int
+    step_hi: int
+    min_point: tuple[int, int, float] | None  # (step, ts, value)
+    max_point: tuple[int, int, float] | None
+
+
+def _extremes(steps: Sequence[int], ts: Sequence[int], values: Sequence[float]) -> _Extremes:
+    total = sum(values)
+    if total != total:  # a NaN (or inf - inf): take the slow path without NaNs
+        idx = [i for i, v in enumerate(values) if v == v]
+        vals = [values[i] for i in idx]
+    else:
+        idx, vals = list(range(len(values))), list(values)
+    min_p = max_p = None
+    if vals:
+        i_min = idx[vals.index(min(vals))]
+        i_max = idx[vals.index(max(vals))]
+        min_p = (steps[i_min], ts[i_min], values[i_min])
+        max_p = (steps[i_max], ts[i_max], values[i_max])
+    return _Extremes(len(values), min(steps), max(steps), min_p, max_p)
+
+
+def _nullable(value: float) -> float | None:
+    return None if value != value else value
+
+
+def _denull(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class MetricRepository:
+    def __init__(self, conn: Connection, keys: KeyCache) -> None:
+        self.conn = conn
+        self.cache = keys
+        self.pg = conn.dialect.name == "postgresql"
+        self._insert = pg_insert if self.pg else sqlite_insert
+
+    # -- keys -----------------------------------------------------------------------
+
+    def key_ids(self, names: Iterable[str], tx: Tx | None = None) -> dict[str, int]:
+        """Ids of metric keys; with ``tx``, missing keys are created."""
+        found: dict[str, int] = {}
+        missing = []
+        for name in set(names):
+            key_id = self.cache.get(name)
+            if key_id is None:
+                missing.append(name)
+            else:
+                found[name] = key_id
+        if not missing:
+            return found
+        if tx is not None:
+            stmt = self._insert(_K).on_conflict_do_nothing(index_elements=["name"])
+            self.conn.execute(stmt, [{"name": n} for n in missing])
+        rows = self.conn.execute(select(_K.c.name, _K.c.id).where(_K.c.name.in_(missing)))
+        fresh = {name: key_id for name, key_id in rows}
+        if tx is not None:
+            tx.on_commit.append(lambda: self.cache.add(fresh))
+        else:
+            self.cache.add(fresh)
+        found.update(fresh)
+        return found
+
+    # -- writes ---------------------------------------------------------------------
+
+    def append(
+        self, tx: Tx, batches: list[tuple[int, dict[str, MetricSeries]]], new_runs: set[int]
+    ) -> int:
+        """Append series of several runs; ``new_runs`` were created in this transaction."""
+        key_ids = self.key_ids((k for _, series in batches for k in series), tx)
+        counts = self._existing_counts(
+            [(pk, key_ids[k]) for pk, series in batches if pk not in new_runs for k in series]
+        )
+        points: list[tuple[Any, ...]] = []
+        summaries: list[dict[str, Any]] = []
+        rollups: list[dict[str, Any]] = []
+        for run_pk, series_by_key in batches:
+            for key in sorted(series_by_key):
+                series = series_by_key[key]
+                n = len(series.values)
+                if not n:
+                    continue
+                key_id = key_ids[key]
+                start = counts.get((run_pk, key_id), 0)
+                steps, ts, values = series.steps, series.timestamps, series.values
+                stored = [_nullable(v) for v in values] if sum(values) != sum(values) else values
+                points.extend(
+                    zip(
+                        [run_pk] * n, [key_id] * n, steps, range(start, start + n), ts, stored,
+                        strict=True,
+                    )
+                )
+                summaries.append(self._summary_row(run_pk, key_id, steps, ts, values))
+                rollups.extend(self._rollup_rows(run_pk, key_id, start, steps, ts, values))
+        self._insert_points(points)
+        self._merge_summaries(summaries)
+        self._merge_rollups(rollups)
+        return len(points)
+
+    def _existing_counts(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        counts: dict[tuple[int, int], int] = {}
+        for i in range(0, len(pairs), 400):
+            chunk = pairs[i : i + 400]
+            run_pks = {pk for pk, _ in chunk}
+            stmt = select(_S.c.run_pk, _S.c.key_id, _S.c.count).where(_S.c.run_pk.in_(run_pks))
+            if self.pg:
+                stmt = stmt.with_for_update()
+            wanted = set(chunk)
+            for pk, key_id, count in self.conn.execute(stmt):
+                if (pk, key_id) in wanted:
+                    counts[(pk, key_id)] = count
+        return counts
+
+    def _insert_points(self, points: list[tuple[Any, ...]]) -> None:
+        if not points:
+            return
+        dbapi = self.conn.connection.driver_connection
+        assert dbapi is not None
+        if self.pg:
+            with dbapi.cursor() as cur, cur.copy(
+                f"COPY metric_points ({_POINT_COLUMNS}) FROM STDIN"
+            ) as copy:
+                for row in points:
+                    copy.write_row(row)
+        else:
+            cur = dbapi.cursor()
+            try:
+                cur.executemany(
+                    f"INSERT INTO metric_points ({_POINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    points,
+                )
+            finally:
+                cur.close()
+
+    @staticmethod
+    def _summary_row(
+        run_pk: int, key_id: int, steps: list[int], ts: list[int], values: list[float]
+    ) -> dict[str, Any]:
+        ext = _extremes(steps, ts, values)
+        last_step = ext.step_hi
+        if steps[-1] == last_step:
+            last = len(steps) - 1
+        else:
+            last = len(steps) - 1 - steps[::-1].index(last_step)
+        return {
+            "run_pk": run_pk,
+            "key_id": key_id,
+            "count": len(values),
+            "last_value": _nullable(values[last]),
+            "last_step": last_step,
+            "last_ts": ts[last],
+            "min_value": ext.min_point[2] if ext.min_point else None,
+            "max_value": ext.max_point[2] if ext.max_point else None,
+        }
+
+    def _merge_summaries(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        stmt = self._insert(_S)
+        new = stmt.excluded
+        later = new.last_step >= _S.c.last_step
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_pk", "key_id"],
+            set_={
+                "count": _S.c.count + new.count,
+                "last_value": case((later, new.last_value), else_=_S.c.last_value),
+                "last_ts": case((later, new.last_ts), else_=_S.c.last_ts),
+                "last_step": case((later, new.last_step), else_=_S.c.last_step),
+                "min_value": case(
+                    (or_(_S.c.min_value.is_(None), new.min_value < _S.c.min_value), new.min_value),
+                    else_=_S.c.min_value,
+                ),
+                "max_value": case(
+                    (or_(_S.c.max_value.is_(None), new.max_value > _S.c.max_value), new.max_value),
+                    else_=_S.c.max_value,
+                ),
+            },
+        )
+        self.conn.execute(stmt, rows)
+
+    @staticmethod
+    def _rollup_rows(
+        run_pk: int, key_id: int, start: int, steps: list[int], ts: list[int], values: list[float]
+    ) -> Iterable[dict[str, Any]]:
+        n = len(values)
+        for level, size in LEVELS:
+            for bucket in range(start // size, (start + n - 1) // size + 1):
+                lo = max(bucket * size, start) - start
+                hi = min((bucket + 1) * size, start + n) - start
+                ext = _extremes(steps[lo:hi], ts[lo:hi], values[lo:hi])
+                mn, mx = ext.min_point, ext.max_point
+                yield {
+                    "run_pk": run_pk,
+                    "key_id": key_id,
+                    "level": level,
+                    "bucket": bucket,
+                    "count": ext.count,
+                    "step_lo": ext.step_lo,
+                    "step_hi": ext.step_hi,
+                    "min_step": mn[0] if mn else None,
+                    "min_ts": mn[1] if mn else None,
+                    "min_value": mn[2] if mn else None,
+                    "max_step": mx[0] if mx else None,
+                    "max_ts": mx[1] if mx else None,
+                    "max_value": mx[2] if mx else None,
+                }
+
+    def _merge_rollups(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        stmt = self._insert(_RU)
+        new = stmt.excluded
+        lower = or_(_RU.c.min_value.is_(None), new.min_value < _RU.c.min_value)
+        higher = or_(_RU.c.max_value.is_(None), new.max_value > _RU.c.max_value)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_pk", "key_id", "level", "bucket"],
+            set_={
+                "count": _RU.c.count + new.count,
+                "step_lo": case((new.step_lo < _RU.c.step_lo, new.step_lo), else_=_RU.c.step_lo),
+                "step_hi": case((new.step_hi > _RU.c.step_hi, new.step_hi), else_=_RU.c.step_hi),
+                "min_step": case((lower, new.min_step), else_=_RU.c.min_step),
+                "min_ts": case((lower, new.min_ts), else_=_RU.c.min_ts),
+                "min_value": case((lower, new.min_value), else_=_RU.c.min_value),
+                "max_step": case((higher, new.max_step), else_=_RU.c.max_step),
+                "max_ts": case((higher, new.max_ts), else_=_RU.c.max_ts),
+                "max_value": case((higher, new.max_value), else_=_RU.c.max_value),
+            },
+        )
+        self.conn.execute(stmt, rows)
+
+    # -- reads ----------------------------------------------------------------------
+
+    def summaries(self, run_pks: Sequence[int]) -> dict[int, dict[str, MetricSummary]]:
+        out: dict[int, dict[str, MetricSummary]] = {pk: {} for pk in run_pks}
+        for i in range(0, len(run_pks), 900):
+            stmt = (
+                select(_S, _K.c.name)
+                .join(_K, _K.c.id == _S.c.key_id)
+                .where(_S.c.run_pk.in_(run_pks[i : i + 900]))
+            )
+            for row in self.conn.execute(stmt):
+                out[row.run_pk][row.name] = MetricSummary(
+                    key=row.name,
+                    last=_denull(row.last_value),
+                    last_step=row.last_step,
+                    last_timestamp=row.last_ts,
+                    min=row.min_value,
+                    max=row.max_value,
+                    count=row.count,
+                )
+        return out
+
+    def summary_count(self, run_pk: int, key_id: int) -> int:
+        stmt = select(_S.c.count).where(_S.c.run_pk == run_pk, _S.c.key_id == key_id)
+        return int(self.conn.execute(stmt).scalar() or 0)
+
+    def points(
+        self,
+        run_pk: int,
+        key_id: int,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        seq_range: tuple[int, int] | None = None,
+    ) -> list[MetricPoint]:
+        conditions = [_PT.c.run_pk == run_pk, _PT.c.key_id == key_id]
+        if min_step is not None:
+            conditions.append(_PT.c.step >= min_step)
+        if max_step is not None:
+            conditions.append(_PT.c.step <= max_step)
+        if seq_range is not None:
+            conditions.append(_PT.c.seq.between(*seq_range))
+        stmt = (
+            select(_PT.c.step, _PT.c.ts, _PT.c.value)
+            .where(and_(*conditions))
+            .order_by(_PT.c.step, _PT.c.seq)
+        )
+        nan = math.nan
+        return [
+            MetricPoint(step, ts, nan if value is None else value)
+            for step, ts, value in self.conn.execute(stmt)
+        ]
+
+    def rollups(
+        self, run_pk: int, key_id: int, level: int, min_step: int | None, max_step: int | None
+    ) -> list[Any]:
+        conditions = [_RU.c.run_pk == run_pk, _RU.c.key_id == key_id, _RU.c.level == level]
+        if min_step is not None:
+            conditions.append(_RU.c.step_hi >= min_step)
+        if max_step is not None:
+            conditions.append(_RU.c.step_lo <= max_step)
+        stmt = select(_RU).where(and_(*conditions)).order_by(_RU.c.bucket)
+        return list(self.conn.execute(stmt))

@@ -1,0 +1,275 @@
+"""Runs with their params and tags: bulk writes for batches, whole records for reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from cairn.domain.errors import Conflict, NotFound
+from cairn.domain.records import (
+    MetricSummary,
+    Run,
+    RunEnd,
+    RunStart,
+    RunStatus,
+    datetime_to_ms,
+    ms_to_datetime,
+    now_ms,
+)
+from cairn.store.tables import ParamRow, ProjectRow, RunRow, TagRow, TextRow
+
+_R = RunRow.__table__
+_PA = ParamRow.__table__
+_T = TagRow.__table__
+_X = TextRow.__table__
+_P = ProjectRow.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """What a write needs to know of an existing run."""
+
+    pk: int
+    id: str
+    project_id: int
+    status: str
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class RunRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+    # -- writes ---------------------------------------------------------------------
+
+    def keys(self, run_ids: Iterable[str]) -> dict[str, RunKey]:
+        found: dict[str, RunKey] = {}
+        ids = list(set(run_ids))
+        for chunk in _chunks(ids):
+            stmt = select(_R.c.pk, _R.c.id, _R.c.project_id, _R.c.status).where(
+                _R.c.id.in_(chunk)
+            )
+            for row in self.conn.execute(stmt):
+                found[row.id] = RunKey(row.pk, row.id, row.project_id, row.status)
+        return found
+
+    def store_text(self, body: str) -> str:
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        self.conn.execute(
+            self._insert(_X).values(digest=digest, body=body).on_conflict_do_nothing()
+        )
+        return digest
+
+    def insert(self, starts: list[tuple[RunStart, int, RunEnd | None]]) -> dict[str, int]:
+        """Insert new runs (start, project id, end when it ended in the same batch)."""
+        rows = []
+        now = now_ms()
+        texts: dict[str, str] = {}
+        for start, project_id, end in starts:
+            env_digest = diff_digest = None
+            if start.environment is not None:
+                body = json.dumps(start.environment, sort_keys=True)
+                if body not in texts:
+                    texts[body] = self.store_text(body)
+                env_digest = texts[body]
+            if start.git_diff:
+                diff_digest = self.store_text(start.git_diff)
+            rows.append(
+                {
+                    "id": start.id,
+                    "project_id": project_id,
+                    "name": start.name,
+                    "experiment": start.experiment,
+                    "parent_id": start.parent_id,
+                    "status": (end.status if end else RunStatus.RUNNING).value,
+                    "start_time": datetime_to_ms(start.start_time),
+                    "end_time": datetime_to_ms(end.end_time) if end else None,
+                    "error": end.error if end else None,
+                    "author": start.author,
+                    "notes": start.notes,
+                    "command": start.command,
+                    "git": json.dumps(start.git, sort_keys=True) if start.git else None,
+                    "git_diff_digest": diff_digest,
+                    "environment_digest": env_digest,
+                    "updated_at": now,
+                }
+            )
+        if rows:
+            self.conn.execute(_R.insert(), rows)
+        return {key.id: key.pk for key in self.keys(r["id"] for r in rows).values()}
+
+    def end(self, ends: list[tuple[int, RunEnd]]) -> None:
+        if not ends:
+            return
+        stmt = (
+            _R.update()
+            .where(_R.c.pk == bindparam("b_pk"))
+            .values(
+                status=bindparam("b_status"),
+                end_time=bindparam("b_end"),
+                error=bindparam("b_error"),
+                updated_at=bindparam("b_now"),
+            )
+        )
+        now = now_ms()
+        self.conn.execute(
+            stmt,
+            [
+                {
+                    "b_pk": pk,
+                    "b_status": end.status.value,
+                    "b_end": datetime_to_ms(end.end_time),
+                    "b_error": end.error,
+                    "b_now": now,
+                }
+                for pk, end in ends
+            ],
+        )
+
+    def touch(self, pks: Iterable[int]) -> None:
+        pks = list(pks)
+        for chunk in _chunks(pks):
+            self.conn.execute(_R.update().where(_R.c.pk.in_(chunk)).values(updated_at=now_ms()))
+
+    def update_fields(self, pk: int, **values: Any) -> None:
+        self.conn.execute(_R.update().where(_R.c.pk == pk).values(updated_at=now_ms(), **values))
+
+    def append_notes(self, pk: int, text: str) -> None:
+        current = self.conn.execute(select(_R.c.notes).where(_R.c.pk == pk)).scalar()
+        notes = f"{current}\n\n{text}" if current else text
+        self.update_fields(pk, notes=notes)
+
+    def add_params(self, params: list[tuple[int, str, str, str]], existing_runs: set[int]) -> None:
+        """Insert (run pk, run id, key, value); a key logged again with another value conflicts."""
+        if not params:
+            return
+        new_rows = params
+        if existing_runs:
+            wanted = [(pk, key) for pk, _, key, _ in params if pk in existing_runs]
+            have: dict[tuple[int, str], str] = {}
+            for chunk in _chunks(wanted):
+                stmt = select(_PA.c.run_pk, _PA.c.key, _PA.c.value).where(
+                    tuple_(_PA.c.run_pk, _PA.c.key).in_(chunk)
+                )
+                have.update({(r.run_pk, r.key): r.value for r in self.conn.execute(stmt)})
+            for pk, run_id, key, value in params:
+                old = have.get((pk, key))
+                if old is not None and old != value:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id} is already {old!r}; params are "
+                        f"immutable, so it cannot become {value!r}",
+                        details={"field": f"params.{key}", "run_id": run_id, "old": old, "new": value},
+                    )
+            new_rows = [p for p in params if (p[0], p[2]) not in have]
+        if new_rows:
+            self.conn.execute(
+                _PA.insert(), [{"run_pk": pk, "key": k, "value": v} for pk, _, k, v in new_rows]
+            )
+
+    def set_tags(self, tags: list[tuple[int, str, str]]) -> None:
+        if not tags:
+            return
+        stmt = self._insert(_T)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_pk", "key"], set_={"value": stmt.excluded.value}
+        )
+        self.conn.execute(stmt, [{"run_pk": pk, "key": k, "value": v} for pk, k, v in tags])
+
+    def delete_tag(self, pk: int, key: str) -> bool:
+        result = self.conn.execute(_T.delete().where(_T.c.run_pk == pk, _T.c.key == key))
+        return bool(result.rowcount)
+
+    # -- reads ----------------------------------------------------------------------
+
+    def key(self, run_id: str) -> RunKey:
+        found = self.keys([run_id]).get(run_id)
+        if found is None:
+            raise NotFound(f"run {run_id!r} does not exist", details={"run_id": run_id})
+        return found
+
+    def load(
+        self,
+        pks: Sequence[int],
+        summaries: dict[int, dict[str, MetricSummary]],
+        *,
+        with_environment: bool = False,
+    ) -> list[Run]:
+        """Whole runs in the order of ``pks``."""
+        if not pks:
+            return []
+        rows: dict[int, Any] = {}
+        params: dict[int, dict[str, str]] = {pk: {} for pk in pks}
+        tags: dict[int, dict[str, str]] = {pk: {} for pk in pks}
+        columns = [c for c in _R.c if c.name not in ("git_diff_digest",)]
+        for chunk in _chunks(list(pks), 900):
+            stmt = (
+                select(*columns, _P.c.name.label("project_name"))
+                .join(_P, _P.c.id == _R.c.project_id)
+                .where(_R.c.pk.in_(chunk))
+            )
+            rows.update({row.pk: row for row in self.conn.execute(stmt)})
+            for pk, key, value in self.conn.execute(
+                select(_PA.c.run_pk, _PA.c.key, _PA.c.value).where(_PA.c.run_pk.in_(chunk))
+            ):
+                params[pk][key] = value
+            for pk, key, value in self.conn.execute(
+                select(_T.c.run_pk, _T.c.key, _T.c.value).where(_T.c.run_pk.in_(chunk))
+            ):
+                tags[pk][key] = value
+        environments: dict[str, Any] = {}
+        if with_environment:
+            digests = {r.environment_digest for r in rows.values() if r.environment_digest}
+            if digests:
+                stmt = select(_X.c.digest, _X.c.body).where(_X.c.digest.in_(digests))
+                environments = {d: json.loads(b) for d, b in self.conn.execute(stmt)}
+        runs = []
+        for pk in pks:
+            row = rows.get(pk)
+            if row is None:
+                continue
+            runs.append(
+                Run(
+                    id=row.id,
+                    project=row.project_name,
+                    name=row.name,
+                    experiment=row.experiment,
+                    parent_id=row.parent_id,
+                    status=RunStatus(row.status),
+                    start_time=ms_to_datetime(row.start_time),  # type: ignore[arg-type]
+                    end_time=ms_to_datetime(row.end_time),
+                    author=row.author,
+                    notes=row.notes,
+                    command=row.command,
+                    error=row.error,
+                    git=json.loads(row.git) if row.git else None,
+                    environment=environments.get(row.environment_digest),
+                    params=params[pk],
+                    tags=tags[pk],
+                    metrics=summaries.get(pk, {}),
+                )
+            )
+        return runs
+
+    def git_diff(self, run_id: str) -> str | None:
+        stmt = (
+            select(_X.c.body)
+            .join(_R, _R.c.git_diff_digest == _X.c.digest)
+            .where(_R.c.id == run_id)
+        )
+        return self.conn.execute(stmt).scalar()
+
+    def children(self, run_id: str) -> list[str]:
+        stmt = select(_R.c.id).where(_R.c.parent_id == run_id).order_by(_R.c.id)
+        return list(self.conn.execute(stmt).scalars())

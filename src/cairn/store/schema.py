@@ -1,0 +1,83 @@
+"""Schema lifecycle: create a new store at head, upgrade an old one, or refuse to serve it.
+
+Every schema change is an Alembic revision under ``migrations/versions``. Embedded mode
+(one user) upgrades an old store on open; the server refuses to start on one and says
+to run ``cairn db upgrade``, because other processes may still be using the old schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+from alembic import command
+from cairn.domain.errors import SchemaOutdated
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_LOCK_ID = 0x6361_6972_6E  # "cairn": serialises concurrent schema work on PostgreSQL
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _is_empty(connection: Connection) -> bool:
+    names = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    return not names
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the store to ``revision``; returns (from, to). Safe with concurrent callers."""
+    with engine.connect().execution_options(cairn_write=True) as conn:
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+            before = current_revision(conn)
+            command.upgrade(alembic_config(conn), revision)
+            after = current_revision(conn)
+    assert after is not None
+    return before, after
+
+
+def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
+    """Make the store usable: create it when empty, upgrade it or refuse when it is old."""
+    head = head_revision()
+    with engine.connect() as conn:
+        current = current_revision(conn)
+        empty = current is None and _is_empty(conn)
+        conn.rollback()
+    if current == head:
+        return
+    if empty or auto_upgrade:
+        upgrade(engine)
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaOutdated(
+            f"the store is at schema revision {current}, which this version of Cairn "
+            "does not know: it was written by a newer Cairn; upgrade Cairn",
+            details={"current": current, "head": head},
+        )
+    raise SchemaOutdated(
+        f"the store is at schema revision {current or 'none'} and this Cairn needs "
+        f"{head}: run `cairn db upgrade` (back up the store first)",
+        details={"current": current, "head": head},
+    )
