@@ -13,6 +13,7 @@ embedded store is used, and never the web stack.
 
 from __future__ import annotations
 
+from cairn._version import __version__
 from cairn.client.fluent import (
     Client,
     RunList,
@@ -41,7 +42,6 @@ from cairn.domain.errors import (
 from cairn.domain.records import MetricHistory, MetricPoint, MetricSummary, Run, RunStatus
 from cairn.domain.refs import Ref, parse_ref
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ActiveRun",

@@ -315,14 +315,14 @@ def test_default_order_is_newest_first_then_id(engine: Engine) -> None:
     ("order_by", "expected"),
     [
         (["metrics.acc desc"], "r03 r02 r01 r06 r12 r10 r08 r07 r11 r09 r05 r04"),
-        (["metrics.acc"], "r10 r08 r07 r12 r06 r01 r03 r02 r11 r09 r05 r04"),
-        (["metrics.acc desc", "start_time"], "r02 r03 r01 r06 r12 r10 r08 r07 r04 r05 r11 r09"),
+        (["metrics.acc"], "r07 r08 r10 r12 r06 r01 r02 r03 r04 r05 r09 r11"),
+        (["metrics.acc desc", "start_time"], "r02 r03 r01 r06 r12 r07 r08 r10 r04 r05 r09 r11"),
         (["metrics.acc desc, id"], "r02 r03 r01 r06 r12 r07 r08 r10 r04 r05 r09 r11"),
         (["duration desc"], "r02 r06 r01 r12 r11 r10 r09 r08 r07 r03 r05 r04"),
-        (["end_time"], "r05 r03 r12 r11 r10 r09 r08 r07 r01 r06 r02 r04"),
+        (["end_time"], "r05 r03 r07 r08 r09 r10 r11 r12 r01 r06 r02 r04"),
         (["author", "name"], "r01 r03 r02 r06 r04 r10 r11 r12 r07 r08 r09 r05"),
         (["tags.tier desc", "id"], "r02 r01 r05 r03 r04 r06 r07 r08 r09 r10 r11 r12"),
-        (["params.batch"], "r03 r04 r01 r06 r02 r12 r11 r10 r09 r08 r07 r05"),
+        (["params.batch"], "r03 r04 r01 r06 r02 r05 r07 r08 r09 r10 r11 r12"),
         (["status", "metrics.acc.min desc"], "r03 r06 r12 r02 r10 r08 r07 r01 r11 r09 r05 r04"),
         (["id"], "r01 r02 r03 r04 r05 r06 r07 r08 r09 r10 r11 r12"),
         (["metrics.acc.count desc"], "r02 r01 r04 r03 r12 r10 r08 r07 r06 r11 r09 r05"),
@@ -368,6 +368,7 @@ ORDERS: list[list[str] | None] = [
     ["status", "metrics.acc desc"],
     ["id desc"],
     ["metrics.nope desc"],
+    ["metrics.acc.count desc", "metrics.loss.min"],
 ]
 
 
@@ -462,6 +463,8 @@ def test_forged_values_must_fit_the_order() -> None:
     rejects(forge(None, [T0]))  # one value short
     rejects(forge(None, [2**70, "r01"]))  # beyond 64 bits
     rejects(forge(None, [True, "r01"]))
+    rejects(forge(None, [1.5e19, "r01"]))  # start_time holds whole milliseconds
+    rejects(forge("metrics.acc.count", [0.5, "r01"]))
     rejects(forge("metrics.acc", [float("nan"), "r01"]))
     compile_run_search(None, None, project_id=1, limit=3, cursor=forge(None, [T0, "r01"]))
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from cairn import __version__
+from cairn._version import __version__
 from cairn.api.errors import install_error_handlers
 from cairn.api.routes import batches, health, projects, runs
 from cairn.services.tracking import TrackingService

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from cairn import __version__
+from cairn._version import __version__
 from cairn.cli.db import db
+from cairn.cli.projects import projects
+from cairn.cli.runs import runs
 from cairn.cli.server import server
 
 
@@ -17,20 +19,8 @@ def cli() -> None:
 
 cli.add_command(server)
 cli.add_command(db)
-
-
-def _add_optional_groups() -> None:
-    from cairn.cli.projects import projects
-    from cairn.cli.runs import runs
-
-    cli.add_command(projects)
-    cli.add_command(runs)
-
-
-try:
-    _add_optional_groups()
-except ImportError:  # groups are added as they are written
-    pass
+cli.add_command(projects)
+cli.add_command(runs)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cairn import __version__
+from cairn._version import __version__
 from cairn.domain.errors import CairnError, Unavailable, error_from_dict
 from cairn.domain.records import (
     Batch,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from cairn.domain.errors import AlreadyExists, Conflict, Invalid, NotFound
 from cairn.domain.ids import new_ulid
+from cairn.domain.query import parse_order_by, parse_search
 from cairn.domain.records import (
     Batch,
     BatchResult,
@@ -234,6 +235,9 @@ class TrackingService:
     ) -> RunPage:
         if not 1 <= limit <= LIMITS["page_size"]:
             raise Invalid(f"limit must be between 1 and {LIMITS['page_size']}", field="limit")
+        parse_search(filter or "")  # bad input is reported before a missing project
+        if order_by:
+            parse_order_by(order_by)
         with self.db.read() as conn:
             project_id = ProjectRepository(conn).get(project).id if project else None
             search = compile_run_search(

@@ -11,7 +11,13 @@ without the field does not match ``metrics.x > 1`` and does match ``not metrics.
 Sorts put NULLs (missing values) last in both directions, written as a ``(col IS NULL)``
 key so SQLite and PostgreSQL agree. The run id is the final tie-breaker, so the order is
 total and paging is keyset: the cursor carries the last row's sort values and id, and the
-next page starts strictly after them.
+next page starts strictly after them. Its checksum catches damage, not forgery (there is
+no secret); a forged cursor can only move where a page starts.
+
+``like`` is case-sensitive on both databases: LIKE narrows (it ignores ASCII case on
+SQLite) and ``regexp_match`` decides, which on SQLite is the REGEXP function SQLAlchemy's
+pysqlite dialect registers on each connection. Compiling costs ~0.1-0.5 ms, so the part of
+a search that its text decides is kept in a small LRU cache; a page adds only its cursor.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from typing import cast as typed
 
@@ -102,7 +108,6 @@ _ATTRIBUTES: dict[str, ColumnElement[Any]] = {
     "duration": cast(_RUNS.c.end_time - _RUNS.c.start_time, Float) / 1000.0,
 }
 _NOT_NULL = frozenset({"id", "status", "start_time"})
-_NUMERIC_ATTRIBUTES = frozenset({"start_time", "end_time", "duration"})
 _COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "=": operator.eq,
     "!=": operator.ne,
@@ -183,7 +188,7 @@ class _Sort:
     expr: ColumnElement[Any]
     descending: bool
     nullable: bool
-    numeric: bool
+    kind: type  # of its values: int, float or str
 
 
 class _Builder:
@@ -238,8 +243,8 @@ class _Builder:
 
     def operand(self, field: Field, value: Value) -> tuple[ColumnElement[Any], Any]:
         column = self.column(field)
-        if field.kind == "metric":
-            return column, _float(value)
+        if field.kind == "metric":  # typed, so PostgreSQL never casts 1.5 to a BIGINT count
+            return column, literal(_float(value), Float())
         if field.kind in ("param", "tag"):
             if isinstance(value, bool):
                 return func.lower(column), "true" if value else "false"
@@ -247,7 +252,8 @@ class _Builder:
                 return _numeric(column), _number_literal(value)
             return column, value
         if field.key in ("start_time", "end_time"):
-            return column, _int64(time_to_ms(value))
+            ms = time_to_ms(value)
+            return column, _int64(ms) if isinstance(ms, int) else literal(ms, Float())
         if field.key == "duration":
             return column, _float(value)
         return column, value.lower() if field.key == "status" else value  # type: ignore[union-attr]
@@ -291,12 +297,15 @@ class _Builder:
 
     def sort(self, key: OrderKey) -> _Sort:
         field = key.field
-        if field.kind == "attribute":
-            nullable = field.key not in _NOT_NULL
-            numeric = field.key in _NUMERIC_ATTRIBUTES
-        else:
-            nullable, numeric = True, field.kind == "metric"
-        return _Sort(self.column(field), key.descending, nullable, numeric)
+        kind: type = str
+        if field.kind == "metric":
+            kind = int if field.aggregate == "count" else float
+        elif field.kind == "attribute" and field.key in ("start_time", "end_time"):
+            kind = int
+        elif field.kind == "attribute" and field.key == "duration":
+            kind = float
+        nullable = field.kind != "attribute" or field.key not in _NOT_NULL
+        return _Sort(self.column(field), key.descending, nullable, kind)
 
 
 def _is_number(value: Value) -> bool:
@@ -396,13 +405,11 @@ def _decode_cursor(cursor: str, signature: str, sorts: Sequence[_Sort]) -> list[
 def _fits(sort: _Sort, value: Any) -> bool:
     if value is None:
         return sort.nullable
-    if not sort.numeric:
+    if sort.kind is str or isinstance(value, bool):
         return isinstance(value, str)
-    if isinstance(value, bool):
-        return False
     if isinstance(value, int):
         return -_INT64 - 1 <= value <= _INT64
-    return isinstance(value, float) and not math.isnan(value)
+    return sort.kind is float and isinstance(value, float) and not math.isnan(value)
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -492,7 +499,9 @@ def _plan(filter_text: str | None, order_by: tuple[str, ...]) -> _Plan:
     labels = [sort.expr.label(f"sort{i}") for i, sort in enumerate(sorts)]
     tiebreak = not any(k.field == _TIEBREAK.field for k in keys)
     if tiebreak:
-        sorts.append(builder.sort(_TIEBREAK))
+        # Ids sort by creation time: break ties in the direction of the last key, so
+        # runs started in the same millisecond keep their start order.
+        sorts.append(builder.sort(replace(_TIEBREAK, descending=keys[-1].descending)))
     ordering: list[ColumnElement[Any]] = []
     for sort in sorts:
         if sort.nullable:

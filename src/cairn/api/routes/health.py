@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from cairn import __version__
+from cairn._version import __version__
 from cairn.schemas.runs import HealthOut
 from cairn.store.schema import head_revision
 

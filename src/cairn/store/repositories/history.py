@@ -40,11 +40,12 @@ def read_history(
     if len(rows) > groups * _MAX_FAN_IN:
         level, size = LEVELS[1]
         rows = repo.rollups(run_pk, key_id, level, min_step, max_step)
-    in_range = _count_in_range(rows, min_step, max_step)
-    if in_range <= max_points:
+    if len(rows) < groups:
+        # Coarser than asked for: the series is short, so bucket its raw points instead.
         points = repo.points(run_pk, key_id, min_step, max_step)
         if len(points) <= max_points:
             return points, len(points), False
+        return _merge([_one(p) for p in points], groups), len(points), True
     buckets: list[tuple[_Point | None, _Point | None]] = []
     count = 0
     for row in rows:
@@ -66,8 +67,9 @@ def read_history(
     return _merge(buckets, groups), count, True
 
 
-def _count_in_range(rows: list[Any], min_step: int | None, max_step: int | None) -> int:
-    return sum(row.count for row in rows)
+def _one(p: MetricPoint) -> tuple[_Point | None, _Point | None]:
+    point = None if p.value != p.value else (p.step, p.timestamp, p.value)
+    return point, point
 
 
 def _inside(row: Any, min_step: int | None, max_step: int | None) -> bool:
@@ -88,7 +90,8 @@ def _merge(buckets: list[tuple[_Point | None, _Point | None]], groups: int) -> l
     """Fold consecutive buckets into ``groups`` groups, keeping each group's min and max."""
     out: list[_Point] = []
     n = len(buckets)
-    for g in range(min(groups, n)):
+    groups = min(groups, n)
+    for g in range(groups):
         lo_i, hi_i = g * n // groups, (g + 1) * n // groups
         lows = [b[0] for b in buckets[lo_i:hi_i] if b[0] is not None]
         highs = [b[1] for b in buckets[lo_i:hi_i] if b[1] is not None]

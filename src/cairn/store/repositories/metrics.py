@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from itertools import chain, repeat
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -29,6 +30,7 @@ _RU = MetricRollupRow.__table__
 # points; level 2 anything longer.
 LEVELS: tuple[tuple[int, int], ...] = ((1, 256), (2, 16384))
 _POINT_COLUMNS = "run_pk, key_id, step, seq, ts, value"
+_PG_RUN_LOCK = 0x43414952  # advisory lock class for "writing this run's metrics"
 
 
 @dataclass(slots=True)
@@ -42,9 +44,10 @@ class _Extremes:
     max_point: tuple[int, int, float] | None
 
 
-def _extremes(steps: Sequence[int], ts: Sequence[int], values: Sequence[float]) -> _Extremes:
-    total = sum(values)
-    if total != total:  # a NaN (or inf - inf): take the slow path without NaNs
+def _extremes(
+    steps: Sequence[int], ts: Sequence[int], values: Sequence[float], careful: bool = True
+) -> _Extremes:
+    if careful and math.isnan(sum(values)):  # a NaN (or inf - inf): leave NaNs out
         idx = [i for i, v in enumerate(values) if v == v]
         vals = [values[i] for i in idx]
     else:
@@ -58,12 +61,44 @@ def _extremes(steps: Sequence[int], ts: Sequence[int], values: Sequence[float]) 
     return _Extremes(len(values), min(steps), max(steps), min_p, max_p)
 
 
+def _combine(parts: Sequence[_Extremes]) -> _Extremes:
+    """The extremes of consecutive stretches, from their own extremes."""
+    lows = [p.min_point for p in parts if p.min_point is not None]
+    highs = [p.max_point for p in parts if p.max_point is not None]
+    return _Extremes(
+        sum(p.count for p in parts),
+        min(p.step_lo for p in parts),
+        max(p.step_hi for p in parts),
+        min(lows, key=lambda p: p[2]) if lows else None,
+        max(highs, key=lambda p: p[2]) if highs else None,
+    )
+
+
 def _nullable(value: float) -> float | None:
     return None if value != value else value
 
 
 def _denull(value: float | None) -> float:
     return math.nan if value is None else value
+
+
+def _rollup_row(run_pk: int, key_id: int, level: int, bucket: int, ext: _Extremes) -> dict[str, Any]:
+    mn, mx = ext.min_point, ext.max_point
+    return {
+        "run_pk": run_pk,
+        "key_id": key_id,
+        "level": level,
+        "bucket": bucket,
+        "count": ext.count,
+        "step_lo": ext.step_lo,
+        "step_hi": ext.step_hi,
+        "min_step": mn[0] if mn else None,
+        "min_ts": mn[1] if mn else None,
+        "min_value": mn[2] if mn else None,
+        "max_step": mx[0] if mx else None,
+        "max_ts": mx[1] if mx else None,
+        "max_value": mx[2] if mx else None,
+    }
 
 
 class MetricRepository:
@@ -109,9 +144,19 @@ class MetricRepository:
         counts = self._existing_counts(
             [(pk, key_ids[k]) for pk, series in batches if pk not in new_runs for k in series]
         )
-        points: list[tuple[Any, ...]] = []
+        if self.pg:
+            for run_pk in sorted({pk for pk, _ in batches}):
+                # Serialise writers of one run, so each series' seq numbers stay dense.
+                self.conn.execute(
+                    select(func.pg_advisory_xact_lock(_PG_RUN_LOCK, run_pk % 2**31))
+                )
+        counts = self._existing_counts(
+            [(pk, key_ids[k]) for pk, series in batches if pk not in new_runs for k in series]
+        )
+        points: list[Iterable[tuple[Any, ...]]] = []
         summaries: list[dict[str, Any]] = []
         rollups: list[dict[str, Any]] = []
+        total = 0
         for run_pk, series_by_key in batches:
             for key in sorted(series_by_key):
                 series = series_by_key[key]
@@ -121,19 +166,19 @@ class MetricRepository:
                 key_id = key_ids[key]
                 start = counts.get((run_pk, key_id), 0)
                 steps, ts, values = series.steps, series.timestamps, series.values
-                stored = [_nullable(v) for v in values] if sum(values) != sum(values) else values
-                points.extend(
-                    zip(
-                        [run_pk] * n, [key_id] * n, steps, range(start, start + n), ts, stored,
-                        strict=True,
-                    )
+                careful = math.isnan(sum(values))
+                stored = [_nullable(v) for v in values] if careful else values
+                points.append(
+                    zip(repeat(run_pk, n), repeat(key_id, n), steps, range(start, start + n),
+                        ts, stored, strict=True)
                 )
-                summaries.append(self._summary_row(run_pk, key_id, steps, ts, values))
-                rollups.extend(self._rollup_rows(run_pk, key_id, start, steps, ts, values))
-        self._insert_points(points)
+                total += n
+                summaries.append(self._summary_row(run_pk, key_id, steps, ts, values, careful))
+                rollups.extend(self._rollup_rows(run_pk, key_id, start, steps, ts, values, careful))
+        self._insert_points(chain.from_iterable(points))
         self._merge_summaries(summaries)
         self._merge_rollups(rollups)
-        return len(points)
+        return total
 
     def _existing_counts(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
         counts: dict[tuple[int, int], int] = {}
@@ -141,17 +186,13 @@ class MetricRepository:
             chunk = pairs[i : i + 400]
             run_pks = {pk for pk, _ in chunk}
             stmt = select(_S.c.run_pk, _S.c.key_id, _S.c.count).where(_S.c.run_pk.in_(run_pks))
-            if self.pg:
-                stmt = stmt.with_for_update()
             wanted = set(chunk)
             for pk, key_id, count in self.conn.execute(stmt):
                 if (pk, key_id) in wanted:
                     counts[(pk, key_id)] = count
         return counts
 
-    def _insert_points(self, points: list[tuple[Any, ...]]) -> None:
-        if not points:
-            return
+    def _insert_points(self, points: Iterable[tuple[Any, ...]]) -> None:
         dbapi = self.conn.connection.driver_connection
         assert dbapi is not None
         if self.pg:
@@ -172,9 +213,10 @@ class MetricRepository:
 
     @staticmethod
     def _summary_row(
-        run_pk: int, key_id: int, steps: list[int], ts: list[int], values: list[float]
+        run_pk: int, key_id: int, steps: list[int], ts: list[int], values: list[float],
+        careful: bool,
     ) -> dict[str, Any]:
-        ext = _extremes(steps, ts, values)
+        ext = _extremes(steps, ts, values, careful)
         last_step = ext.step_hi
         if steps[-1] == last_step:
             last = len(steps) - 1
@@ -218,30 +260,26 @@ class MetricRepository:
 
     @staticmethod
     def _rollup_rows(
-        run_pk: int, key_id: int, start: int, steps: list[int], ts: list[int], values: list[float]
+        run_pk: int, key_id: int, start: int, steps: list[int], ts: list[int],
+        values: list[float], careful: bool,
     ) -> Iterable[dict[str, Any]]:
+        """Rollup rows for points ``start ..`` of a series: level 1 from the points, each
+        coarser level from the level below (its pieces nest inside the coarser buckets)."""
         n = len(values)
-        for level, size in LEVELS:
-            for bucket in range(start // size, (start + n - 1) // size + 1):
-                lo = max(bucket * size, start) - start
-                hi = min((bucket + 1) * size, start + n) - start
-                ext = _extremes(steps[lo:hi], ts[lo:hi], values[lo:hi])
-                mn, mx = ext.min_point, ext.max_point
-                yield {
-                    "run_pk": run_pk,
-                    "key_id": key_id,
-                    "level": level,
-                    "bucket": bucket,
-                    "count": ext.count,
-                    "step_lo": ext.step_lo,
-                    "step_hi": ext.step_hi,
-                    "min_step": mn[0] if mn else None,
-                    "min_ts": mn[1] if mn else None,
-                    "min_value": mn[2] if mn else None,
-                    "max_step": mx[0] if mx else None,
-                    "max_ts": mx[1] if mx else None,
-                    "max_value": mx[2] if mx else None,
-                }
+        (first_level, first_size), coarser = LEVELS[0], LEVELS[1:]
+        pieces: list[tuple[int, _Extremes]] = []  # (first seq, extremes) per finest piece
+        for bucket in range(start // first_size, (start + n - 1) // first_size + 1):
+            lo = max(bucket * first_size, start) - start
+            hi = min((bucket + 1) * first_size, start + n) - start
+            pieces.append((start + lo, _extremes(steps[lo:hi], ts[lo:hi], values[lo:hi], careful)))
+        for seq, ext in pieces:
+            yield _rollup_row(run_pk, key_id, first_level, seq // first_size, ext)
+        for level, size in coarser:
+            groups: dict[int, list[_Extremes]] = {}
+            for seq, ext in pieces:
+                groups.setdefault(seq // size, []).append(ext)
+            for bucket, parts in groups.items():
+                yield _rollup_row(run_pk, key_id, level, bucket, _combine(parts))
 
     def _merge_rollups(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
