@@ -72,8 +72,8 @@ def test_ls_prints_a_table_with_the_first_params_and_metrics(store: Store) -> No
     result = invoke("runs", "ls", "--uri", store.uri)
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
-    assert header.split()[:5] == ["ID", "NAME", "STATUS", "START", "DURATION"]
-    assert {"PARAMS.LR", "PARAMS.BS", "METRICS.LOSS", "METRICS.ACC"} <= set(header.split())
+    assert header.split()[:5] == ["id", "name", "status", "start", "duration"]
+    assert {"params.lr", "params.bs", "metrics.loss", "metrics.acc"} <= set(header.split())
     assert len(rows) == 3
     row_a = next(r for r in rows if r.startswith(store.a)).split()
     assert row_a[1:3] == ["a", "finished"]
@@ -112,7 +112,7 @@ def test_ls_columns_chooses_what_is_shown(store: Store) -> None:
     result = invoke("runs", "ls", "--uri", store.uri, "--columns", "params.lr,tags.team,project")
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0].split()
-    assert header[5:] == ["PARAMS.LR", "TAGS.TEAM", "PROJECT"]
+    assert header[5:] == ["params.lr", "tags.team", "project"]
     row_a = next(r for r in result.stdout.splitlines() if r.startswith(store.a)).split()
     assert row_a[-3:] == ["0.1", "nlp", "default"]
 
@@ -222,7 +222,7 @@ def test_compare_marks_params_that_differ(store: Store) -> None:
     result = invoke("runs", "compare", store.a, f"runs/{store.b}", "--uri", store.uri)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[lines.index("params (* differs)") + 1].split() == ["KEY", store.a, store.b]
+    assert lines[lines.index("params (* differs)") + 1].split() == ["key", store.a, store.b]
     assert ["*", "lr", "0.1", "0.01"] in [line.split() for line in lines]
     assert ["bs", "32", "32"] in [line.split() for line in lines]  # same value: no mark
     loss = next(line for line in lines if line.split()[1:2] == ["loss"]).split()
@@ -260,7 +260,7 @@ def test_projects_ls(store: Store) -> None:
     result = invoke("projects", "ls", "--uri", store.uri)
     assert result.exit_code == 0, result.output
     lines = [line.split() for line in result.stdout.splitlines()]
-    assert lines[0] == ["NAME", "RUNS", "RUNNING", "LAST", "ACTIVITY", "DESCRIPTION"]
+    assert lines[0] == ["name", "runs", "running", "last", "activity", "description"]
     assert [line[:3] for line in lines[1:]] == [["default", "2", "0"], ["other", "1", "0"]]
     data = json.loads(invoke("projects", "ls", "--uri", store.uri, "--json").stdout)
     assert {p["name"]: p["runs"] for p in data} == {"default": 2, "other": 1}

@@ -305,5 +305,6 @@ def test_author_is_none_when_there_is_no_login(monkeypatch: pytest.MonkeyPatch) 
         raise OSError("No username set in the environment")
 
     monkeypatch.setattr(getpass, "getuser", no_login)
+    clear_capture_cache()
 
     assert capture_run_context(git=False, environment=False, command=False).author is None

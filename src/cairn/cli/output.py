@@ -58,6 +58,8 @@ def _clean_floats(value: Any) -> Any:
         return str(value)
     if isinstance(value, dict):
         return {k: _clean_floats(v) for k, v in value.items()}
+    if hasattr(value, "_asdict"):  # a record that is a NamedTuple (metric summaries, points)
+        return _clean_floats(value._asdict())
     if isinstance(value, list | tuple):
         return [_clean_floats(v) for v in value]
     if hasattr(value, "__dataclass_fields__"):
@@ -79,14 +81,16 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, max_width: int = 40) -> None:
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, max_width: int = 40
+) -> None:
     """A plain aligned table; long cells are cut with an ellipsis."""
     cells = [[_cut(format_value(c), max_width) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     click.echo(line.rstrip())
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

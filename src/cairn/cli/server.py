@@ -8,6 +8,7 @@ TCP_NODELAY on every connection, whatever the worker count.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from typing import Any
@@ -30,14 +31,12 @@ def app_from_env() -> Any:
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
 
-    class NoDelayHttpToolsProtocol(_Base):  # type: ignore[misc]
+    class NoDelayHttpToolsProtocol(_Base):
         def connection_made(self, transport: Any) -> None:
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                try:
+                with contextlib.suppress(OSError):  # not a TCP socket after all
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:  # not a TCP socket after all
-                    pass
             super().connection_made(transport)
 
 except ImportError:  # the [server] extra is not installed; `cairn server` says so
@@ -60,7 +59,9 @@ def server(host: str, port: int, store: str, artifacts: str | None, workers: int
     try:
         import uvicorn
     except ImportError:
-        raise click.ClickException("the server needs the extra: pip install 'cairn[server]'")
+        raise click.ClickException(
+            "the server needs the extra: pip install 'cairn[server]'"
+        ) from None
     from cairn.store.database import Database
 
     # Check the schema here, once, so an old store stops the server with a clear message.

@@ -29,8 +29,10 @@ log = logging.getLogger("cairn.batcher")
 # Item kinds on the queue. Metric items are the hot path: (METRIC, run_id, step, ts, values).
 METRIC, START, PARAMS, TAGS, NOTES, END, MARK = range(7)
 
+# Well inside the server's LIMITS, so a batch is never refused for its size.
 MAX_BATCH_POINTS = 100_000
 MAX_BATCH_RUNS = 2_000
+MAX_BATCH_VALUES = 40_000  # params + tags
 
 
 @dataclass
@@ -153,6 +155,7 @@ class _BatchBuilder:
     def __init__(self) -> None:
         self.runs: dict[str, RunBatch] = {}
         self.points = 0
+        self.values = 0
         self.full = False
 
     def _run(self, run_id: str) -> RunBatch:
@@ -179,15 +182,21 @@ class _BatchBuilder:
             self._run(start.id).start = start
         elif kind == PARAMS:
             self._run(item[1]).params.update(item[2])
+            self.values += len(item[2])
         elif kind == TAGS:
             self._run(item[1]).tags.update(item[2])
+            self.values += len(item[2])
         elif kind == NOTES:
             entry = self._run(item[1])
             entry.notes = f"{entry.notes}\n\n{item[2]}" if entry.notes else item[2]
         elif kind == END:
             end: RunEnd = item[2]
             self._run(item[1]).end = end
-        self.full = self.points >= MAX_BATCH_POINTS or len(self.runs) >= MAX_BATCH_RUNS
+        self.full = (
+            self.points >= MAX_BATCH_POINTS
+            or len(self.runs) >= MAX_BATCH_RUNS
+            or self.values >= MAX_BATCH_VALUES
+        )
 
     def build(self) -> Batch:
         return Batch(new_ulid(), list(self.runs.values()))

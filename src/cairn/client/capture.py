@@ -26,6 +26,7 @@ between runs, but runs started in a tight loop share one reading instead of spaw
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import importlib.metadata
@@ -140,17 +141,19 @@ def capture_run_context(
 
 
 def clear_capture_cache() -> None:
-    """Forget cached git readings and the cached environment (for tests)."""
+    """Forget cached git readings, the environment and the author (for tests)."""
     global _environment_cache
     with _lock:
         _environment_cache = None
         _git_cache.clear()
+        _author.cache_clear()
 
 
 def _enabled(variable: str) -> bool:
     return os.environ.get(variable, "").strip().lower() not in _OFF_VALUES
 
 
+@functools.cache
 def _author() -> str | None:
     try:
         return getpass.getuser() or None
@@ -181,7 +184,7 @@ def _cached_environment() -> EnvironmentInfo:
 
 def _cached_git(cwd: str) -> tuple[GitInfo | None, str | None]:
     try:
-        cwd = os.path.realpath(cwd)
+        cwd = os.path.abspath(cwd)  # a cache key; git itself resolves links
     except OSError:  # the current directory was deleted under us
         return None, None
     with _lock:

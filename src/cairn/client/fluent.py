@@ -134,8 +134,10 @@ class Client:
             id=run_id, project=project_name, start_time=datetime.now(tz=UTC), name=name,
             experiment=experiment, parent_id=parent_id, author=context.author,
             command=context.command, notes=notes,
-            git=dict(context.git) if context.git else None, git_diff=context.git_diff,
-            environment=dict(context.environment) if context.environment else None,
+            # Shared, read-only dicts from the capture cache: the store keeps one copy.
+            git=context.git,  # type: ignore[arg-type]
+            git_diff=context.git_diff,
+            environment=context.environment,  # type: ignore[arg-type]
         )
         run = ActiveRun(self, run_id, project_name, name)
         # Validate everything before anything is queued: bad input starts no run.

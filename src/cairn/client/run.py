@@ -21,22 +21,18 @@ from typing import TYPE_CHECKING, Any
 from cairn.client.batcher import END, METRIC, NOTES, PARAMS, TAGS
 from cairn.domain.errors import Conflict, Invalid
 from cairn.domain.records import MetricHistory, Run, RunEnd, RunStatus
-from cairn.domain.validation import check_key, check_text, metric_value, param_value, tag_value
+from cairn.domain.validation import (
+    KNOWN_GOOD_KEYS,
+    check_key,
+    check_text,
+    metric_value,
+    param_value,
+    tag_value,
+)
 
 if TYPE_CHECKING:
     from cairn.client.fluent import Client
     from cairn.client.sysmetrics import SystemMetricsSampler
-
-_GOOD_KEYS: set[str] = set()  # keys already validated once; checking again costs time
-
-
-def _checked_key(key: object) -> str:
-    if key in _GOOD_KEYS:
-        return key  # type: ignore[return-value]
-    check_key(key, "metric key")
-    _GOOD_KEYS.add(key)  # type: ignore[arg-type]
-    return key  # type: ignore[return-value]
-
 
 def _clean_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     return {check_key(k, "tag key"): tag_value(v, f"tags.{k}") for k, v in tags.items()}
@@ -78,8 +74,8 @@ class ActiveRun:
         ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp * 1000)
         values: dict[str, float] = {}
         for key, value in metrics.items():
-            if key not in _GOOD_KEYS:
-                _checked_key(key)
+            if key not in KNOWN_GOOD_KEYS:
+                check_key(key, "metric key")
             values[key] = value if type(value) is float else metric_value(value, f"metrics.{key}")
         if values:
             self._put((METRIC, self.id, step, ts, values))

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class RunStatus(StrEnum):
@@ -57,8 +57,7 @@ class ProjectSummary:
     last_activity: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class MetricSummary:
+class MetricSummary(NamedTuple):
     """Per run and key: the last value (at the highest step), min, max and count."""
 
     key: str
@@ -70,8 +69,9 @@ class MetricSummary:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
+    """One point of a series. A tuple: series come by the hundred thousand."""
+
     step: int
     timestamp: int
     value: float

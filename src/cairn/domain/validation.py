@@ -19,8 +19,8 @@ LIMITS: dict[str, int] = {
     "notes_length": 1_000_000,
     "project_name_length": 100,
     "batch_points": 500_000,
-    "batch_params": 10_000,
-    "batch_tags": 10_000,
+    "batch_params": 100_000,
+    "batch_tags": 100_000,
     "batch_runs": 10_000,
     "search_filter_length": 10_000,
     "page_size": 10_000,
@@ -33,8 +33,23 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_\-./: ]+$")
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")
 
 
+# Keys seen valid: a run logs the same few keys again and again, and the SDK's hot path
+# checks membership here before calling anything.
+KNOWN_GOOD_KEYS: set[str] = set()
+
+
 def check_key(key: object, field: str) -> str:
     """A param, metric or tag key: 1..250 characters of letters, digits, ``_-./: ``."""
+    if type(key) is str and key in KNOWN_GOOD_KEYS:
+        return key
+    _check_key(key, field)
+    assert isinstance(key, str)
+    if len(KNOWN_GOOD_KEYS) < 100_000:
+        KNOWN_GOOD_KEYS.add(key)
+    return key
+
+
+def _check_key(key: object, field: str) -> None:
     if not isinstance(key, str):
         raise Invalid(f"{field} must be a string, got {type(key).__name__}", field=field)
     if not key:
@@ -51,7 +66,6 @@ def check_key(key: object, field: str) -> str:
             f"{field} {key!r} may hold only letters, digits and _ - . / : and inner spaces",
             field=field,
         )
-    return key
 
 
 def check_text(value: object, field: str, limit: str, *, allow_empty: bool = True) -> str:

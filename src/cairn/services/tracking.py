@@ -105,9 +105,6 @@ class TrackingService:
                                    details={"run_id": item.run_id})
                 continue  # a resumed run: its start is already recorded
             to_create.append((start, project_id, item.end))
-            events.append(NewEvent("run.created", "run", start.id, project_id, after={
-                "name": start.name, "experiment": start.experiment,
-                "parent_id": start.parent_id, "status": RunStatus.RUNNING.value}))
         new_pks = runs.insert(to_create)
         created_ids = set(new_pks)
         keys: dict[str, RunKey] = dict(known)
@@ -131,17 +128,9 @@ class TrackingService:
             key = keys[item.run_id]
             if item.notes:
                 runs.append_notes(key.pk, item.notes)
-            if item.params or item.tags or item.metrics:
-                events.append(NewEvent("run.logged", "run", item.run_id, key.project_id, after={
-                    "params": item.params, "tags": item.tags,
-                    "metrics": {k: len(s) for k, s in item.metrics.items()}}))
-            if item.end is not None:
-                if item.run_id not in created_ids:
-                    ends.append((key.pk, item.end))
-                events.append(NewEvent("run.ended", "run", item.run_id, key.project_id,
-                                       before={"status": key.status},
-                                       after={"status": item.end.status.value,
-                                              "error": item.end.error}))
+            if item.end is not None and item.run_id not in created_ids:
+                ends.append((key.pk, item.end))
+            events.append(_run_event(item, key, item.run_id in created_ids))
         runs.end(ends)
         touched = [keys[i.run_id].pk for i in items if i.run_id not in created_ids]
         runs.touch(touched)
@@ -252,3 +241,24 @@ class TrackingService:
         with self.db.read() as conn:
             RunRepository(conn).key(run_id)
             return RunRepository(conn).children(run_id)
+
+
+def _run_event(item: RunBatch, key: RunKey, created: bool) -> NewEvent:
+    """One audit event per run and batch: what it started, logged and ended."""
+    after: dict[str, object] = {}
+    if item.start is not None:
+        after.update(name=item.start.name, experiment=item.start.experiment,
+                     parent_id=item.start.parent_id)
+    if item.params:
+        after["params"] = item.params
+    if item.tags:
+        after["tags"] = item.tags
+    if item.metrics:
+        after["metrics"] = {k: len(s) for k, s in item.metrics.items()}
+    if item.notes:
+        after["notes_added"] = len(item.notes)
+    if item.end is not None:
+        after.update(status=item.end.status.value, error=item.end.error)
+    action = "run.created" if created else "run.ended" if item.end else "run.logged"
+    before = {"status": key.status} if item.end is not None and not created else None
+    return NewEvent(action, "run", item.run_id, key.project_id, before=before, after=after)

@@ -31,6 +31,7 @@ class KeyCache:
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self.names: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> int | None:
@@ -39,6 +40,7 @@ class KeyCache:
     def add(self, found: dict[str, int]) -> None:
         with self._lock:
             self._ids.update(found)
+            self.names.update({key_id: name for name, key_id in found.items()})
 
 
 class Database:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from cairn.domain.records import ms_to_datetime, now_ms
+from cairn.store.bulk import executemany
 from cairn.store.tables import EventRow
 
 _E = EventRow.__table__
@@ -47,7 +48,8 @@ class EventRepository:
         if not events:
             return
         at = now_ms()
-        self.conn.execute(
+        executemany(
+            self.conn,
             _E.insert(),
             [
                 {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cairn.domain.records import MetricPoint
-from cairn.store.repositories.metrics import LEVELS, MetricRepository
+from cairn.store.repositories.metrics import LEVELS, ROLLUP_FROM, MetricRepository
 
 # How many rollup buckets per output bucket we accept before moving to a coarser level.
 _MAX_FAN_IN = 16
@@ -35,11 +35,17 @@ def read_history(
         points = repo.points(run_pk, key_id, min_step, max_step)
         return points, len(points), False
     groups = max(1, max_points // 2)
-    level, size = LEVELS[0]
+    if total <= ROLLUP_FROM:  # short: bucket the raw points
+        points = repo.points(run_pk, key_id, min_step, max_step)
+        if len(points) <= max_points:
+            return points, len(points), False
+        return _merge([_one(p) for p in points], groups), len(points), True
+    coarsest_level, _ = LEVELS[-1]
+    estimate = sum(r.count for r in repo.rollups(run_pk, key_id, coarsest_level, min_step, max_step))
+    level, size = next(
+        ((lv, sz) for lv, sz in LEVELS if estimate / sz <= groups * _MAX_FAN_IN), LEVELS[-1]
+    )
     rows = repo.rollups(run_pk, key_id, level, min_step, max_step)
-    if len(rows) > groups * _MAX_FAN_IN:
-        level, size = LEVELS[1]
-        rows = repo.rollups(run_pk, key_id, level, min_step, max_step)
     if len(rows) < groups:
         # Coarser than asked for: the series is short, so bucket its raw points instead.
         points = repo.points(run_pk, key_id, min_step, max_step)

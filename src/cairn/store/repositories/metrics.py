@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import partial
 from itertools import chain, repeat
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cairn.domain.records import MetricPoint, MetricSeries, MetricSummary
+from cairn.store.bulk import executemany, fetchall
 from cairn.store.database import KeyCache, Tx
 from cairn.store.tables import MetricKeyRow, MetricPointRow, MetricRollupRow, MetricSummaryRow
 
@@ -26,9 +28,12 @@ _PT = MetricPointRow.__table__
 _S = MetricSummaryRow.__table__
 _RU = MetricRollupRow.__table__
 
-# Rollup levels: (level, points per bucket). Level 1 serves series up to a few million
-# points; level 2 anything longer.
-LEVELS: tuple[tuple[int, int], ...] = ((1, 256), (2, 16384))
+# Rollup levels: (level, points per bucket), each 16 times the one below, so for any
+# series some level has between N/2 and 8N buckets for a chart of N points.
+LEVELS: tuple[tuple[int, int], ...] = ((1, 64), (2, 1024), (3, 16384), (4, 262144))
+# A series is downsampled from its raw points up to this length; rollups start beyond
+# it (the batch that crosses it backfills them), so short series cost no rollup rows.
+ROLLUP_FROM = 4096
 _POINT_COLUMNS = "run_pk, key_id, step, seq, ts, value"
 _PG_RUN_LOCK = 0x43414952  # advisory lock class for "writing this run's metrics"
 
@@ -99,6 +104,9 @@ def _rollup_row(run_pk: int, key_id: int, level: int, bucket: int, ext: _Extreme
         "max_ts": mx[1] if mx else None,
         "max_value": mx[2] if mx else None,
     }
+
+
+_as_point = partial(tuple.__new__, MetricPoint)  # a C call per row, not namedtuple._make
 
 
 class MetricRepository:
@@ -174,7 +182,17 @@ class MetricRepository:
                 )
                 total += n
                 summaries.append(self._summary_row(run_pk, key_id, steps, ts, values, careful))
-                rollups.extend(self._rollup_rows(run_pk, key_id, start, steps, ts, values, careful))
+                if start + n > ROLLUP_FROM:
+                    if 0 < start <= ROLLUP_FROM:  # crossing the threshold: backfill
+                        old = self.points_by_seq(run_pk, key_id, start)
+                        steps = [p.step for p in old] + steps
+                        ts = [p.timestamp for p in old] + ts
+                        values = [p.value for p in old] + values
+                        careful = careful or any(p.value != p.value for p in old)
+                        start = 0
+                    rollups.extend(
+                        self._rollup_rows(run_pk, key_id, start, steps, ts, values, careful)
+                    )
         self._insert_points(chain.from_iterable(points))
         self._merge_summaries(summaries)
         self._merge_rollups(rollups)
@@ -216,6 +234,13 @@ class MetricRepository:
         run_pk: int, key_id: int, steps: list[int], ts: list[int], values: list[float],
         careful: bool,
     ) -> dict[str, Any]:
+        if len(values) == 1:  # the common case of a run logging one value per key
+            value = values[0]
+            finite = None if value != value else value
+            return {
+                "run_pk": run_pk, "key_id": key_id, "count": 1, "last_value": finite,
+                "last_step": steps[0], "last_ts": ts[0], "min_value": finite, "max_value": finite,
+            }
         ext = _extremes(steps, ts, values, careful)
         last_step = ext.step_hi
         if steps[-1] == last_step:
@@ -234,8 +259,6 @@ class MetricRepository:
         }
 
     def _merge_summaries(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
         stmt = self._insert(_S)
         new = stmt.excluded
         later = new.last_step >= _S.c.last_step
@@ -256,7 +279,7 @@ class MetricRepository:
                 ),
             },
         )
-        self.conn.execute(stmt, rows)
+        executemany(self.conn, stmt, rows)
 
     @staticmethod
     def _rollup_rows(
@@ -282,8 +305,6 @@ class MetricRepository:
                 yield _rollup_row(run_pk, key_id, level, bucket, _combine(parts))
 
     def _merge_rollups(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
         stmt = self._insert(_RU)
         new = stmt.excluded
         lower = or_(_RU.c.min_value.is_(None), new.min_value < _RU.c.min_value)
@@ -302,29 +323,32 @@ class MetricRepository:
                 "max_value": case((higher, new.max_value), else_=_RU.c.max_value),
             },
         )
-        self.conn.execute(stmt, rows)
+        executemany(self.conn, stmt, rows)
 
     # -- reads ----------------------------------------------------------------------
 
     def summaries(self, run_pks: Sequence[int]) -> dict[int, dict[str, MetricSummary]]:
         out: dict[int, dict[str, MetricSummary]] = {pk: {} for pk in run_pks}
+        names = self._names()
+        columns = (_S.c.run_pk, _S.c.key_id, _S.c.count, _S.c.last_value, _S.c.last_step,
+                   _S.c.last_ts, _S.c.min_value, _S.c.max_value)
+        nan = math.nan
         for i in range(0, len(run_pks), 900):
-            stmt = (
-                select(_S, _K.c.name)
-                .join(_K, _K.c.id == _S.c.key_id)
-                .where(_S.c.run_pk.in_(run_pks[i : i + 900]))
-            )
-            for row in self.conn.execute(stmt):
-                out[row.run_pk][row.name] = MetricSummary(
-                    key=row.name,
-                    last=_denull(row.last_value),
-                    last_step=row.last_step,
-                    last_timestamp=row.last_ts,
-                    min=row.min_value,
-                    max=row.max_value,
-                    count=row.count,
+            stmt = select(*columns).where(_S.c.run_pk.in_(run_pks[i : i + 900]))
+            for pk, key_id, count, last, last_step, last_ts, low, high in fetchall(self.conn, stmt):
+                name = names.get(key_id) or self._name(key_id, names)
+                out[pk][name] = MetricSummary(
+                    name, nan if last is None else last, last_step, last_ts, low, high, count
                 )
         return out
+
+    def _names(self) -> dict[int, str]:
+        return self.cache.names
+
+    def _name(self, key_id: int, names: dict[int, str]) -> str:
+        found = self.conn.execute(select(_K.c.name, _K.c.id)).all()
+        self.cache.add({name: kid for name, kid in found})
+        return self.cache.names[key_id]
 
     def summary_count(self, run_pk: int, key_id: int) -> int:
         stmt = select(_S.c.count).where(_S.c.run_pk == run_pk, _S.c.key_id == key_id)
@@ -350,11 +374,23 @@ class MetricRepository:
             .where(and_(*conditions))
             .order_by(_PT.c.step, _PT.c.seq)
         )
+        # The raw cursor: 100,000 rows as plain tuples, with no per-row Row objects.
+        rows = fetchall(self.conn, stmt)
+        if any(row[2] is None for row in rows):  # NULL stores NaN
+            nan = math.nan
+            rows = [(s, t, nan if v is None else v) for s, t, v in rows]
+        return list(map(_as_point, rows))
+
+    def points_by_seq(self, run_pk: int, key_id: int, below: int) -> list[MetricPoint]:
+        """The first ``below`` points of a series in arrival order."""
+        stmt = (
+            select(_PT.c.step, _PT.c.ts, _PT.c.value)
+            .where(_PT.c.run_pk == run_pk, _PT.c.key_id == key_id, _PT.c.seq < below)
+            .order_by(_PT.c.seq)
+        )
+        rows = fetchall(self.conn, stmt)
         nan = math.nan
-        return [
-            MetricPoint(step, ts, nan if value is None else value)
-            for step, ts, value in self.conn.execute(stmt)
-        ]
+        return [MetricPoint(s, t, nan if v is None else v) for s, t, v in rows]
 
     def rollups(
         self, run_pk: int, key_id: int, level: int, min_step: int | None, max_step: int | None

@@ -23,6 +23,7 @@ from cairn.domain.records import (
     ms_to_datetime,
     now_ms,
 )
+from cairn.store.bulk import executemany, fetchall
 from cairn.store.tables import ParamRow, ProjectRow, RunRow, TagRow, TextRow
 
 _R = RunRow.__table__
@@ -76,14 +77,14 @@ class RunRepository:
         """Insert new runs (start, project id, end when it ended in the same batch)."""
         rows = []
         now = now_ms()
-        texts: dict[str, str] = {}
+        texts: dict[int, str] = {}  # id(environment) -> digest: runs of a process share one
         for start, project_id, end in starts:
             env_digest = diff_digest = None
             if start.environment is not None:
-                body = json.dumps(start.environment, sort_keys=True)
-                if body not in texts:
-                    texts[body] = self.store_text(body)
-                env_digest = texts[body]
+                key = id(start.environment)
+                if key not in texts:
+                    texts[key] = self.store_text(json.dumps(start.environment, sort_keys=True))
+                env_digest = texts[key]
             if start.git_diff:
                 diff_digest = self.store_text(start.git_diff)
             rows.append(
@@ -106,8 +107,7 @@ class RunRepository:
                     "updated_at": now,
                 }
             )
-        if rows:
-            self.conn.execute(_R.insert(), rows)
+        executemany(self.conn, _R.insert(), rows)
         return {key.id: key.pk for key in self.keys(r["id"] for r in rows).values()}
 
     def end(self, ends: list[tuple[int, RunEnd]]) -> None:
@@ -173,10 +173,9 @@ class RunRepository:
                         details={"field": f"params.{key}", "run_id": run_id, "old": old, "new": value},
                     )
             new_rows = [p for p in params if (p[0], p[2]) not in have]
-        if new_rows:
-            self.conn.execute(
-                _PA.insert(), [{"run_pk": pk, "key": k, "value": v} for pk, _, k, v in new_rows]
-            )
+        executemany(
+            self.conn, _PA.insert(), [{"run_pk": pk, "key": k, "value": v} for pk, _, k, v in new_rows]
+        )
 
     def set_tags(self, tags: list[tuple[int, str, str]]) -> None:
         if not tags:
@@ -185,7 +184,7 @@ class RunRepository:
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_pk", "key"], set_={"value": stmt.excluded.value}
         )
-        self.conn.execute(stmt, [{"run_pk": pk, "key": k, "value": v} for pk, k, v in tags])
+        executemany(self.conn, stmt, [{"run_pk": pk, "key": k, "value": v} for pk, k, v in tags])
 
     def delete_tag(self, pk: int, key: str) -> bool:
         result = self.conn.execute(_T.delete().where(_T.c.run_pk == pk, _T.c.key == key))
@@ -220,12 +219,13 @@ class RunRepository:
                 .where(_R.c.pk.in_(chunk))
             )
             rows.update({row.pk: row for row in self.conn.execute(stmt)})
-            for pk, key, value in self.conn.execute(
-                select(_PA.c.run_pk, _PA.c.key, _PA.c.value).where(_PA.c.run_pk.in_(chunk))
+            for pk, key, value in fetchall(
+                self.conn,
+                select(_PA.c.run_pk, _PA.c.key, _PA.c.value).where(_PA.c.run_pk.in_(chunk)),
             ):
                 params[pk][key] = value
-            for pk, key, value in self.conn.execute(
-                select(_T.c.run_pk, _T.c.key, _T.c.value).where(_T.c.run_pk.in_(chunk))
+            for pk, key, value in fetchall(
+                self.conn, select(_T.c.run_pk, _T.c.key, _T.c.value).where(_T.c.run_pk.in_(chunk))
             ):
                 tags[pk][key] = value
         environments: dict[str, Any] = {}
