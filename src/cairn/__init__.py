@@ -42,7 +42,6 @@ from cairn.domain.errors import (
 from cairn.domain.records import MetricHistory, MetricPoint, MetricSummary, Run, RunStatus
 from cairn.domain.refs import Ref, parse_ref
 
-
 __all__ = [
     "ActiveRun",
     "AlreadyExists",

@@ -587,8 +587,9 @@ def test_every_mutation_writes_an_audit_event(
         ("run.updated", "cy"),
         ("run.ended", "cy"),
     ]
-    assert events[1].after == {"params": {"lr": "0.1"}, "tags": {}, "metrics": {"loss": 2}}
-    assert events[2].after == {"params": {}, "tags": {"stage": "dev"}, "metrics": {}}
+    assert events[1].after is not None and events[2].after is not None
+    assert (events[1].after["params"], events[1].after["metrics"]) == ({"lr": "0.1"}, {"loss": 2})
+    assert events[2].after["tags"] == {"stage": "dev"}
     assert all(e.entity_type == "run" and e.entity_id == start.id for e in events)
     with database.read() as conn:
         project_events = EventRepository(conn).for_entity("project", "audited")

@@ -32,8 +32,16 @@ STATUS_BY_CODE: dict[str, int] = {
     "schema_outdated": 503,
     "unavailable": 503,
 }
-_CODE_BY_STATUS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-                   405: "invalid", 409: "conflict", 413: "too_large", 429: "rate_limited"}
+_CODE_BY_STATUS = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+}
 
 
 def status_for(code: str) -> int:

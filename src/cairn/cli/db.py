@@ -11,8 +11,12 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--store", default="./.cairn", show_default=True,
-              help="A folder, sqlite:///FILE or postgresql://…")
+@click.option(
+    "--store",
+    default="./.cairn",
+    show_default=True,
+    help="A folder, sqlite:///FILE or postgresql://…",
+)
 @click.option("--revision", default="head", show_default=True)
 @handle_errors
 def upgrade(store: str, revision: str) -> None:

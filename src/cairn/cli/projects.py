@@ -25,16 +25,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 def uri_option(func: F) -> F:
     """``--uri``: a server URL, a folder, ``sqlite:///FILE`` or ``postgresql://…``."""
     return click.option(
-        "--uri", default=default_uri, show_default="$CAIRN_TRACKING_URI, else ./.cairn",
+        "--uri",
+        default=default_uri,
+        show_default="$CAIRN_TRACKING_URI, else ./.cairn",
         help="Where runs are: http(s)://server, a folder, sqlite:///FILE or postgresql://…",
     )(func)
 
 
 def json_option(func: F) -> F:
     """``--json``: print JSON for scripts instead of a table."""
-    return click.option(
-        "--json", "as_json", is_flag=True, help="Print JSON instead of a table."
-    )(func)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
+        func
+    )
 
 
 @contextmanager
@@ -58,8 +60,9 @@ def _check_store_exists(uri: str) -> None:
     from cairn.store.engine import DB_FILENAME
 
     if not (Path(uri).expanduser() / DB_FILENAME).is_file():
-        raise NotFound(f"no Cairn store at {uri}: pass --uri or set CAIRN_TRACKING_URI",
-                       details={"uri": uri})
+        raise NotFound(
+            f"no Cairn store at {uri}: pass --uri or set CAIRN_TRACKING_URI", details={"uri": uri}
+        )
 
 
 @click.group()
@@ -88,15 +91,26 @@ def ls(uri: str, as_json: bool) -> None:
         return
     print_table(
         ["name", "runs", "running", "last activity", "description"],
-        [[p.project.name, p.run_count, p.running_count, p.last_activity,
-          p.project.description or "-"] for p in found],
+        [
+            [
+                p.project.name,
+                p.run_count,
+                p.running_count,
+                p.last_activity,
+                p.project.description or "-",
+            ]
+            for p in found
+        ],
     )
 
 
 def _project_json(summary: ProjectSummary) -> dict[str, Any]:
     project = summary.project
     return {
-        "name": project.name, "description": project.description,
-        "created_at": project.created_at, "runs": summary.run_count,
-        "running": summary.running_count, "last_activity": summary.last_activity,
+        "name": project.name,
+        "description": project.description,
+        "created_at": project.created_at,
+        "runs": summary.run_count,
+        "running": summary.running_count,
+        "last_activity": summary.last_activity,
     }

@@ -30,22 +30,45 @@ def runs() -> None:
 
 @runs.command("ls")
 @click.option("--project", "-p", default=None, help="Only this project's runs (default: all).")
-@click.option("--filter", "filter_", default=None, metavar="EXPR",
-              help="Search language, e.g. \"metrics.loss < 0.5 and params.lr = '0.01'\".")
-@click.option("--order-by", multiple=True, metavar="KEY",
-              help="Sort key, e.g. 'metrics.loss' or 'start_time desc'; repeat for ties.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1),
-              help="Runs per page.")
+@click.option(
+    "--filter",
+    "filter_",
+    default=None,
+    metavar="EXPR",
+    help="Search language, e.g. \"metrics.loss < 0.5 and params.lr = '0.01'\".",
+)
+@click.option(
+    "--order-by",
+    multiple=True,
+    metavar="KEY",
+    help="Sort key, e.g. 'metrics.loss' or 'start_time desc'; repeat for ties.",
+)
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Runs per page."
+)
 @click.option("--cursor", default=None, help="Go on from where an earlier page ended.")
 @click.option("--all", "follow", is_flag=True, help="Follow the cursor through every page.")
-@click.option("--columns", default=None, metavar="COLS",
-              help="Comma-separated extra columns: params.KEY, metrics.KEY (last value), "
-                   "tags.KEY, " + ", ".join(_ATTRIBUTES) + ".")
+@click.option(
+    "--columns",
+    default=None,
+    metavar="COLS",
+    help="Comma-separated extra columns: params.KEY, metrics.KEY (last value), "
+    "tags.KEY, " + ", ".join(_ATTRIBUTES) + ".",
+)
 @uri_option
 @json_option
 @handle_errors
-def ls(project: str | None, filter_: str | None, order_by: tuple[str, ...], limit: int,
-       cursor: str | None, follow: bool, columns: str | None, uri: str, as_json: bool) -> None:
+def ls(
+    project: str | None,
+    filter_: str | None,
+    order_by: tuple[str, ...],
+    limit: int,
+    cursor: str | None,
+    follow: bool,
+    columns: str | None,
+    uri: str,
+    as_json: bool,
+) -> None:
     """List runs, newest first unless --order-by says otherwise.
 
     Without --columns the table shows the first few params and metrics it meets.
@@ -59,8 +82,9 @@ def ls(project: str | None, filter_: str | None, order_by: tuple[str, ...], limi
     """
     chosen = _parse_columns(columns) if columns else None
     with open_client(uri) as client:
-        found, next_cursor = _search(client, project, filter_, list(order_by), limit, cursor,
-                                     follow)
+        found, next_cursor = _search(
+            client, project, filter_, list(order_by), limit, cursor, follow
+        )
     if as_json:
         print_json({"runs": [_run_json(r) for r in found], "next_cursor": next_cursor})
         return
@@ -72,12 +96,20 @@ def ls(project: str | None, filter_: str | None, order_by: tuple[str, ...], limi
         click.echo(f"more runs: add --cursor {next_cursor} (or --all)", err=True)
 
 
-def _search(client: Client, project: str | None, filter_: str | None, order_by: list[str],
-            limit: int, cursor: str | None, follow: bool) -> tuple[list[Run], str | None]:
+def _search(
+    client: Client,
+    project: str | None,
+    filter_: str | None,
+    order_by: list[str],
+    limit: int,
+    cursor: str | None,
+    follow: bool,
+) -> tuple[list[Run], str | None]:
     found: list[Run] = []
     while True:
-        page = client.search_runs(filter_, order_by or None, project=project, limit=limit,
-                                  cursor=cursor)
+        page = client.search_runs(
+            filter_, order_by or None, project=project, limit=limit, cursor=cursor
+        )
         found.extend(page)
         if not follow:
             return found, page.next_cursor
@@ -90,10 +122,15 @@ def _parse_columns(text: str) -> list[str]:
     columns = [c.strip() for c in text.split(",") if c.strip()]
     for column in columns:
         kind, dot, key = column.partition(".")
-        if not (dot and key and kind in ("params", "metrics", "tags")) \
-                and column not in _ATTRIBUTES:
-            raise Invalid(f"unknown column {column!r}: use params.KEY, metrics.KEY, tags.KEY "
-                          f"or one of {', '.join(_ATTRIBUTES)}", field="columns")
+        if (
+            not (dot and key and kind in ("params", "metrics", "tags"))
+            and column not in _ATTRIBUTES
+        ):
+            raise Invalid(
+                f"unknown column {column!r}: use params.KEY, metrics.KEY, tags.KEY "
+                f"or one of {', '.join(_ATTRIBUTES)}",
+                field="columns",
+            )
     return columns
 
 
@@ -103,8 +140,9 @@ def _default_columns(found: Sequence[Run]) -> list[str]:
     for run in found:
         params.update(dict.fromkeys(run.params))
         metrics.update(dict.fromkeys(k for k in run.metrics if not k.startswith("system/")))
-    return ([f"params.{k}" for k in list(params)[:_DEFAULT_KEYS]]
-            + [f"metrics.{k}" for k in list(metrics)[:_DEFAULT_KEYS]])
+    return [f"params.{k}" for k in list(params)[:_DEFAULT_KEYS]] + [
+        f"metrics.{k}" for k in list(metrics)[:_DEFAULT_KEYS]
+    ]
 
 
 def _cell(run: Run, column: str) -> Any:
@@ -122,8 +160,17 @@ def _cell(run: Run, column: str) -> Any:
 def _print_runs(found: Sequence[Run], columns: list[str]) -> None:
     print_table(
         ["id", "name", "status", "start", "duration", *columns],
-        [[r.id, r.name, r.status.value, r.start_time, _duration(r.duration_s),
-          *(_cell(r, c) for c in columns)] for r in found],
+        [
+            [
+                r.id,
+                r.name,
+                r.status.value,
+                r.start_time,
+                _duration(r.duration_s),
+                *(_cell(r, c) for c in columns),
+            ]
+            for r in found
+        ],
     )
 
 
@@ -170,11 +217,19 @@ def show(run_ref: str, uri: str, as_json: bool) -> None:
         print_json(_run_json(run))
         return
     click.echo(f"run {run.id}" + (f"  ({run.name})" if run.name else ""))
-    _pairs(None, [
-        ("project", run.project), ("experiment", run.experiment), ("status", run.status.value),
-        ("parent", run.parent_id), ("author", run.author), ("start", run.start_time),
-        ("end", run.end_time), ("duration", _duration(run.duration_s)),
-    ])
+    _pairs(
+        None,
+        [
+            ("project", run.project),
+            ("experiment", run.experiment),
+            ("status", run.status.value),
+            ("parent", run.parent_id),
+            ("author", run.author),
+            ("start", run.start_time),
+            ("end", run.end_time),
+            ("duration", _duration(run.duration_s)),
+        ],
+    )
     if run.git:
         _pairs("git", _git_pairs(run.git))
     _text("command", run.command)
@@ -184,9 +239,13 @@ def show(run_ref: str, uri: str, as_json: bool) -> None:
     _pairs("tags", sorted(run.tags.items()))
     if run.metrics:
         click.echo("metrics")
-        print_table(["key", "last", "step", "min", "max", "count"],
-                    [[m.key, m.last, m.last_step, m.min, m.max, m.count]
-                     for _, m in sorted(run.metrics.items())])
+        print_table(
+            ["key", "last", "step", "min", "max", "count"],
+            [
+                [m.key, m.last, m.last_step, m.min, m.max, m.count]
+                for _, m in sorted(run.metrics.items())
+            ],
+        )
     _text("notes", run.notes)
     _text("error", run.error)
 
@@ -210,21 +269,30 @@ def _text(title: str, text: str | None) -> None:
 
 def _git_pairs(git: dict[str, Any]) -> list[tuple[str, Any]]:
     dirty = git.get("dirty")
-    return [("branch", git.get("branch")), ("commit", git.get("commit")),
-            ("dirty", None if dirty is None else ("yes" if dirty else "no")),
-            ("remote", git.get("remote_url"))]
+    return [
+        ("branch", git.get("branch")),
+        ("commit", git.get("commit")),
+        ("dirty", None if dirty is None else ("yes" if dirty else "no")),
+        ("remote", git.get("remote_url")),
+    ]
 
 
 def _environment_pairs(env: dict[str, Any]) -> list[tuple[str, Any]]:
-    python = " ".join(str(env[k]) for k in ("python_version", "python_implementation")
-                      if env.get(k))
+    python = " ".join(
+        str(env[k]) for k in ("python_version", "python_implementation") if env.get(k)
+    )
     plat = env.get("platform")
     if isinstance(plat, dict):
         plat = " ".join(str(plat[k]) for k in ("system", "release", "machine") if plat.get(k))
     gpus = [g.get("name", "?") for g in env.get("gpus") or [] if isinstance(g, dict)]
-    return [("python", python or None), ("platform", plat or None),
-            ("host", env.get("hostname")), ("cpus", env.get("cpu_count")),
-            ("gpus", ", ".join(gpus) or "none"), ("packages", len(env.get("packages") or {}))]
+    return [
+        ("python", python or None),
+        ("platform", plat or None),
+        ("host", env.get("hostname")),
+        ("cpus", env.get("cpu_count")),
+        ("gpus", ", ".join(gpus) or "none"),
+        ("packages", len(env.get("packages") or {})),
+    ]
 
 
 # -- compare ------------------------------------------------------------------------
@@ -253,25 +321,39 @@ def compare(run_refs: tuple[str, ...], uri: str, as_json: bool) -> None:
     params = _side_by_side([r.params for r in found], str)
     metrics = _side_by_side([r.metrics for r in found], lambda m: m.last)
     if as_json:
-        print_json({
-            "runs": [{"id": r.id, "name": r.name, "project": r.project,
-                      "status": r.status.value, "duration_s": r.duration_s} for r in found],
-            "params": [{"key": k, "values": v, "differs": d} for k, v, d in params],
-            "metrics": [{"key": k, "values": v, "differs": d} for k, v, d in metrics],
-        })
+        print_json(
+            {
+                "runs": [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "project": r.project,
+                        "status": r.status.value,
+                        "duration_s": r.duration_s,
+                    }
+                    for r in found
+                ],
+                "params": [{"key": k, "values": v, "differs": d} for k, v, d in params],
+                "metrics": [{"key": k, "values": v, "differs": d} for k, v, d in metrics],
+            }
+        )
         return
-    print_table(["id", "name", "status", "duration"],
-                [[r.id, r.name, r.status.value, _duration(r.duration_s)] for r in found])
+    print_table(
+        ["id", "name", "status", "duration"],
+        [[r.id, r.name, r.status.value, _duration(r.duration_s)] for r in found],
+    )
     headers = ["", "key", *(r.id for r in found)]
     click.echo("\nparams (* differs)")
     print_table(headers, [["*" if d else "", k, *v] for k, v, d in params])
     click.echo("\nmetrics: last (min..max)")
-    print_table(headers, [["*" if d else "", k, *(_summary_cell(m) for m in v)]
-                          for k, v, d in metrics])
+    print_table(
+        headers, [["*" if d else "", k, *(_summary_cell(m) for m in v)] for k, v, d in metrics]
+    )
 
 
 def _side_by_side(
-    maps: Sequence[dict[str, T]], compared: Callable[[T], object],
+    maps: Sequence[dict[str, T]],
+    compared: Callable[[T], object],
 ) -> list[tuple[str, list[T | None], bool]]:
     """One row per key in any run: the runs' values, and whether they differ."""
     rows = []
@@ -285,5 +367,6 @@ def _side_by_side(
 def _summary_cell(summary: MetricSummary | None) -> str | None:
     if summary is None:
         return None
-    return (f"{format_value(summary.last)} "
-            f"({format_value(summary.min)}..{format_value(summary.max)})")
+    return (
+        f"{format_value(summary.last)} ({format_value(summary.min)}..{format_value(summary.max)})"
+    )

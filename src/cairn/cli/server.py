@@ -46,15 +46,24 @@ except ImportError:  # the [server] extra is not installed; `cairn server` says 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--store", default="./.cairn", show_default=True,
-              help="Metadata store: a folder, sqlite:///FILE or postgresql://…")
+@click.option(
+    "--store",
+    default="./.cairn",
+    show_default=True,
+    help="Metadata store: a folder, sqlite:///FILE or postgresql://…",
+)
 @click.option("--artifacts", default=None, help="Artifact store: a folder or s3://bucket/prefix.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
 @handle_errors
-def server(host: str, port: int, store: str, artifacts: str | None, workers: int,
-           log_level: str) -> None:
+def server(
+    host: str, port: int, store: str, artifacts: str | None, workers: int, log_level: str
+) -> None:
     """Start the Cairn server (REST API under /api/v1, OpenAPI at /openapi.json)."""
     try:
         import uvicorn
@@ -66,13 +75,25 @@ def server(host: str, port: int, store: str, artifacts: str | None, workers: int
 
     # Check the schema here, once, so an old store stops the server with a clear message.
     Database(store, auto_upgrade=False).close()
-    os.environ.update({"CAIRN_STORE": store, "CAIRN_HOST": host, "CAIRN_PORT": str(port),
-                       "CAIRN_WORKERS": str(workers)})
+    os.environ.update(
+        {
+            "CAIRN_STORE": store,
+            "CAIRN_HOST": host,
+            "CAIRN_PORT": str(port),
+            "CAIRN_WORKERS": str(workers),
+        }
+    )
     if artifacts:
         os.environ["CAIRN_ARTIFACTS"] = artifacts
     click.echo(f"Cairn is serving {store} at http://{host}:{port}  (API docs: /docs)")
     uvicorn.run(
-        "cairn.cli.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-        http=NoDelayHttpToolsProtocol, log_level=log_level, access_log=False,
+        "cairn.cli.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http=NoDelayHttpToolsProtocol,
+        log_level=log_level,
+        access_log=False,
         timeout_graceful_shutdown=10,
     )

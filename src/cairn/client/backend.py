@@ -31,18 +31,32 @@ class Backend(Protocol):
     def get_run(self, run_id: str) -> Run: ...
 
     def update_run(
-        self, run_id: str, *, name: str | None = None, experiment: str | None = None,
+        self,
+        run_id: str,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
         notes: str | None = None,
     ) -> Run: ...
 
     def metric_history(
-        self, run_id: str, key: str, *, max_points: int | None = None,
-        min_step: int | None = None, max_step: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> MetricHistory: ...
 
     def search_runs(
-        self, project: str | None, filter: str | None, order_by: Sequence[str] | None,
-        *, limit: int, cursor: str | None,
+        self,
+        project: str | None,
+        filter: str | None,
+        order_by: Sequence[str] | None,
+        *,
+        limit: int,
+        cursor: str | None,
     ) -> RunPage: ...
 
     def list_projects(self) -> list[ProjectSummary]: ...

@@ -40,7 +40,11 @@ class EmbeddedBackend:
         return self.tracking.get_run(run_id)
 
     def update_run(
-        self, run_id: str, *, name: str | None = None, experiment: str | None = None,
+        self,
+        run_id: str,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
         notes: str | None = None,
     ) -> Run:
         return self.tracking.update_run(
@@ -48,16 +52,26 @@ class EmbeddedBackend:
         )
 
     def metric_history(
-        self, run_id: str, key: str, *, max_points: int | None = None,
-        min_step: int | None = None, max_step: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> MetricHistory:
         return self.tracking.metric_history(
             run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
         )
 
     def search_runs(
-        self, project: str | None, filter: str | None, order_by: Sequence[str] | None,
-        *, limit: int, cursor: str | None,
+        self,
+        project: str | None,
+        filter: str | None,
+        order_by: Sequence[str] | None,
+        *,
+        limit: int,
+        cursor: str | None,
     ) -> RunPage:
         return self.tracking.search_runs(project, filter, order_by, limit=limit, cursor=cursor)
 

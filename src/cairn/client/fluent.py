@@ -13,6 +13,7 @@ No run is ever started implicitly: logging needs a run handle.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import weakref
@@ -37,7 +38,7 @@ from cairn.domain.records import (
 from cairn.domain.validation import check_project_name, check_text
 
 if TYPE_CHECKING:
-    import pandas
+    import pandas  # type: ignore[import-untyped]
 
 DEFAULT_PROJECT = "default"
 _CAPTURE_PARTS = frozenset({"git", "environment", "command"})
@@ -55,10 +56,15 @@ class RunList(list[Run]):
         rows = []
         for run in self:
             row: dict[str, Any] = {
-                "run_id": run.id, "name": run.name, "project": run.project,
-                "experiment": run.experiment, "status": run.status.value,
-                "start_time": run.start_time, "end_time": run.end_time,
-                "parent_id": run.parent_id, "author": run.author,
+                "run_id": run.id,
+                "name": run.name,
+                "project": run.project,
+                "experiment": run.experiment,
+                "status": run.status.value,
+                "start_time": run.start_time,
+                "end_time": run.end_time,
+                "parent_id": run.parent_id,
+                "author": run.author,
             }
             row.update({f"params.{k}": v for k, v in run.params.items()})
             row.update({f"metrics.{k}": s.last for k, s in run.metrics.items()})
@@ -73,8 +79,10 @@ def _capture_flags(capture: bool | Iterable[str]) -> dict[str, bool]:
     parts = set(capture)
     unknown = parts - _CAPTURE_PARTS
     if unknown:
-        raise Invalid(f"capture: unknown part(s) {sorted(unknown)}; choose from "
-                      f"{sorted(_CAPTURE_PARTS)}", field="capture")
+        raise Invalid(
+            f"capture: unknown part(s) {sorted(unknown)}; choose from {sorted(_CAPTURE_PARTS)}",
+            field="capture",
+        )
     return {part: part in parts for part in _CAPTURE_PARTS}
 
 
@@ -87,7 +95,10 @@ class Client:
     """
 
     def __init__(
-        self, uri: str | os.PathLike[str] | None = None, *, project: str | None = None,
+        self,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        project: str | None = None,
         flush_interval: float = 0.2,
     ) -> None:
         self.backend: Backend = open_backend(uri)
@@ -108,10 +119,16 @@ class Client:
     # -- runs -----------------------------------------------------------------------
 
     def start_run(
-        self, name: str | None = None, *, params: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None, project: str | None = None,
-        experiment: str | None = None, parent: str | ActiveRun | None = None,
-        notes: str | None = None, capture: bool | Iterable[str] = True,
+        self,
+        name: str | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        project: str | None = None,
+        experiment: str | None = None,
+        parent: str | ActiveRun | None = None,
+        notes: str | None = None,
+        capture: bool | Iterable[str] = True,
         system_metrics: bool | float = False,
     ) -> ActiveRun:
         """Start a run and return its handle; use it in a ``with`` block.
@@ -127,13 +144,21 @@ class Client:
             check_text(experiment, "experiment", "name_length")
         parent_id = parent.id if isinstance(parent, ActiveRun) else parent
         flags = _capture_flags(capture)
-        context = capture_run_context(**flags)
+        context = capture_run_context(
+            git=flags["git"], environment=flags["environment"], command=flags["command"]
+        )
         run_id = new_ulid()
         project_name = self._project(project)
         start = RunStart(
-            id=run_id, project=project_name, start_time=datetime.now(tz=UTC), name=name,
-            experiment=experiment, parent_id=parent_id, author=context.author,
-            command=context.command, notes=notes,
+            id=run_id,
+            project=project_name,
+            start_time=datetime.now(tz=UTC),
+            name=name,
+            experiment=experiment,
+            parent_id=parent_id,
+            author=context.author,
+            command=context.command,
+            notes=notes,
             # Shared, read-only dicts from the capture cache: the store keeps one copy.
             git=context.git,  # type: ignore[arg-type]
             git_diff=context.git_diff,
@@ -172,14 +197,25 @@ class Client:
         self.flush()
         return self.backend.get_run(run_id)
 
-    def update_run(self, run_id: str, *, name: str | None = None,
-                   experiment: str | None = None, notes: str | None = None) -> Run:
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
+        notes: str | None = None,
+    ) -> Run:
         self.flush()
         return self.backend.update_run(run_id, name=name, experiment=experiment, notes=notes)
 
     def get_metric_history(
-        self, run_id: str, key: str, max_points: int | None = None, *,
-        min_step: int | None = None, max_step: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        max_points: int | None = None,
+        *,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> MetricHistory:
         """A metric's points; with ``max_points`` at most that many, spikes kept."""
         self.flush()
@@ -188,8 +224,13 @@ class Client:
         )
 
     def search_runs(
-        self, filter: str | None = None, order_by: Sequence[str] | str | None = None, *,
-        project: str | None = None, limit: int = 100, cursor: str | None = None,
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        *,
+        project: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> RunList:
         """Runs matching a filter in the search language, one page of ``limit``.
 
@@ -237,10 +278,9 @@ _CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
 @atexit.register
 def _close_all() -> None:
     for client in list(_CLIENTS):
-        try:
+        # Exit must go on; the batcher has logged what it could not send.
+        with contextlib.suppress(Exception):
             client.close()
-        except Exception:  # exit must go on; the batcher has logged what it could not send
-            pass
 
 
 # -- the module-level fluent API ----------------------------------------------------
@@ -290,11 +330,15 @@ def get_run(run_id: str) -> Run:
     return client().get_run(run_id)
 
 
-def get_metric_history(run_id: str, key: str, max_points: int | None = None, **kwargs: Any) -> MetricHistory:
+def get_metric_history(
+    run_id: str, key: str, max_points: int | None = None, **kwargs: Any
+) -> MetricHistory:
     return client().get_metric_history(run_id, key, max_points, **kwargs)
 
 
-def search_runs(filter: str | None = None, order_by: Sequence[str] | str | None = None, **kwargs: Any) -> RunList:
+def search_runs(
+    filter: str | None = None, order_by: Sequence[str] | str | None = None, **kwargs: Any
+) -> RunList:
     return client().search_runs(filter, order_by, **kwargs)
 
 

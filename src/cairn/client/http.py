@@ -103,7 +103,9 @@ class HttpBackend:
 
     def log_batch(self, batch: Batch) -> BatchResult:
         response = self._request(
-            "POST", "/batches", content=encode_batch(batch),
+            "POST",
+            "/batches",
+            content=encode_batch(batch),
             headers={"Content-Type": "application/json"},
         )
         return BatchOut.model_validate_json(response.content).to_domain()
@@ -113,32 +115,57 @@ class HttpBackend:
         return RunOut.model_validate_json(response.content).to_domain()
 
     def update_run(
-        self, run_id: str, *, name: str | None = None, experiment: str | None = None,
+        self,
+        run_id: str,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
         notes: str | None = None,
     ) -> Run:
-        body = {k: v for k, v in (("name", name), ("experiment", experiment), ("notes", notes))
-                if v is not None}
+        body = {
+            k: v
+            for k, v in (("name", name), ("experiment", experiment), ("notes", notes))
+            if v is not None
+        }
         response = self._request("PATCH", f"/runs/{run_id}", json=body)
         return RunOut.model_validate_json(response.content).to_domain()
 
     def metric_history(
-        self, run_id: str, key: str, *, max_points: int | None = None,
-        min_step: int | None = None, max_step: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> MetricHistory:
         params: dict[str, Any] = {"key": key}
-        for name, value in (("max_points", max_points), ("min_step", min_step),
-                            ("max_step", max_step)):
+        for name, value in (
+            ("max_points", max_points),
+            ("min_step", min_step),
+            ("max_step", max_step),
+        ):
             if value is not None:
                 params[name] = value
         response = self._request("GET", f"/runs/{run_id}/metrics/history", params=params)
         return MetricHistoryOut.model_validate_json(response.content).to_domain()
 
     def search_runs(
-        self, project: str | None, filter: str | None, order_by: Sequence[str] | None,
-        *, limit: int, cursor: str | None,
+        self,
+        project: str | None,
+        filter: str | None,
+        order_by: Sequence[str] | None,
+        *,
+        limit: int,
+        cursor: str | None,
     ) -> RunPage:
-        body = {"project": project, "filter": filter, "order_by": list(order_by or []),
-                "limit": limit, "cursor": cursor}
+        body = {
+            "project": project,
+            "filter": filter,
+            "order_by": list(order_by or []),
+            "limit": limit,
+            "cursor": cursor,
+        }
         response = self._request("POST", "/runs/search", json=body)
         return RunPageOut.model_validate_json(response.content).to_domain()
 
@@ -147,8 +174,9 @@ class HttpBackend:
         return [ProjectSummaryOut.model_validate(p).to_domain() for p in response.json()]
 
     def create_project(self, name: str, description: str = "") -> Project:
-        response = self._request("POST", "/projects", json={"name": name,
-                                                            "description": description})
+        response = self._request(
+            "POST", "/projects", json={"name": name, "description": description}
+        )
         return ProjectOut.model_validate_json(response.content).to_domain()
 
     def get_git_diff(self, run_id: str) -> str | None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cairn.client.fluent import Client
     from cairn.client.sysmetrics import SystemMetricsSampler
 
+
 def _clean_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     return {check_key(k, "tag key"): tag_value(v, f"tags.{k}") for k, v in tags.items()}
 
@@ -57,7 +58,10 @@ class ActiveRun:
     # -- the hot path ---------------------------------------------------------------
 
     def log(
-        self, metrics: Mapping[str, float], step: int | None = None, *,
+        self,
+        metrics: Mapping[str, float],
+        step: int | None = None,
+        *,
         timestamp: float | None = None,
     ) -> None:
         """Log metric values at a step (default: one past the previous step).
@@ -160,7 +164,9 @@ class ActiveRun:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if exc is None:

@@ -66,7 +66,7 @@ class MetricSummary(NamedTuple):
     last_timestamp: int
     min: float | None
     max: float | None
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, on purpose
 
 
 class MetricPoint(NamedTuple):

@@ -56,8 +56,7 @@ def _check_key(key: object, field: str) -> None:
         raise Invalid(f"{field} must not be empty", field=field)
     if len(key) > LIMITS["key_length"]:
         raise Invalid(
-            f"{field} is {len(key)} characters; the limit (key_length) is "
-            f"{LIMITS['key_length']}",
+            f"{field} is {len(key)} characters; the limit (key_length) is {LIMITS['key_length']}",
             field=field,
             details={"limit": "key_length", "max": LIMITS["key_length"]},
         )
@@ -114,7 +113,7 @@ def metric_value(value: Any, field: str) -> float:
     """A metric value: any real number; NaN and +-inf are accepted and kept."""
     if isinstance(value, float):
         return value
-    if isinstance(value, bool) or isinstance(value, str | bytes):
+    if isinstance(value, bool | str | bytes):
         raise Invalid(f"{field} must be a number, got {type(value).__name__}", field=field)
     try:
         return float(value)

@@ -177,7 +177,9 @@ class RunOut(Wire):
     @classmethod
     def of(cls, run: Run) -> RunOut:
         data = {f: getattr(run, f) for f in cls.model_fields if f != "metrics"}
-        metrics = {k: MetricSummaryOut.model_construct(**_summary(s)) for k, s in run.metrics.items()}
+        metrics = {
+            k: MetricSummaryOut.model_construct(**_summary(s)) for k, s in run.metrics.items()
+        }
         return cls.model_construct(**data, metrics=metrics)
 
     def to_domain(self) -> Run:
@@ -203,7 +205,9 @@ class RunPageOut(Wire):
 
     @classmethod
     def of(cls, page: RunPage) -> RunPageOut:
-        return cls.model_construct(runs=[RunOut.of(r) for r in page.runs], next_cursor=page.next_cursor)
+        return cls.model_construct(
+            runs=[RunOut.of(r) for r in page.runs], next_cursor=page.next_cursor
+        )
 
     def to_domain(self) -> RunPage:
         return RunPage([r.to_domain() for r in self.runs], self.next_cursor)

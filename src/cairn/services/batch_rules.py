@@ -32,8 +32,9 @@ def check_batch(batch: Batch) -> Batch:
     for i, item in enumerate(batch.runs):
         where = f"runs[{i}]"
         if not is_ulid(item.run_id):
-            raise Invalid(f"{where}.run_id {item.run_id!r} is not a run id (a ULID)",
-                          field=f"{where}.run_id")
+            raise Invalid(
+                f"{where}.run_id {item.run_id!r} is not a run id (a ULID)", field=f"{where}.run_id"
+            )
         _check_item(item, where)
         params += len(item.params)
         tags += len(item.tags)
@@ -62,7 +63,9 @@ def _check_item(item: RunBatch, where: str) -> None:
         if start.experiment is not None:
             check_text(start.experiment, f"{where}.start.experiment", "name_length")
         if start.parent_id is not None and not is_ulid(start.parent_id):
-            raise Invalid(f"{where}.start.parent_id is not a run id", field=f"{where}.start.parent_id")
+            raise Invalid(
+                f"{where}.start.parent_id is not a run id", field=f"{where}.start.parent_id"
+            )
     for key, value in item.params.items():
         check_key(key, f"{where}.params key")
         check_text(value, f"params.{key}", "param_value_length")
@@ -85,13 +88,15 @@ def _check_item(item: RunBatch, where: str) -> None:
 def _merge_into(target: RunBatch, item: RunBatch, where: str) -> None:
     if item.start is not None:
         if target.start is not None and target.start != item.start:
-            raise Invalid(f"{where}: run {item.run_id} is started twice in one batch",
-                          field=f"{where}.start")
+            raise Invalid(
+                f"{where}: run {item.run_id} is started twice in one batch", field=f"{where}.start"
+            )
         target.start = target.start or item.start
     for key, value in item.params.items():
         if target.params.get(key, value) != value:
-            raise Invalid(f"{where}: param {key!r} has two values in one batch",
-                          field=f"params.{key}")
+            raise Invalid(
+                f"{where}: param {key!r} has two values in one batch", field=f"params.{key}"
+            )
         target.params[key] = value
     target.tags.update(item.tags)
     for key, series in item.metrics.items():

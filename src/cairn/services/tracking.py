@@ -1,8 +1,8 @@
 """Tracking: projects, runs, params, metrics, tags. The rules live here, once.
 
-    service = TrackingService(Database("./.cairn"))
-    service.log_batch(batch, actor="ana")          # one transaction, idempotent
-    service.search_runs("nlp", "metrics.acc > 0.9", ["metrics.acc desc"])
+service = TrackingService(Database("./.cairn"))
+service.log_batch(batch, actor="ana")          # one transaction, idempotent
+service.search_runs("nlp", "metrics.acc > 0.9", ["metrics.acc desc"])
 """
 
 from __future__ import annotations
@@ -88,21 +88,31 @@ class TrackingService:
             start = item.start
             if start is None:
                 if item.run_id not in known:
-                    raise NotFound(f"run {item.run_id!r} does not exist",
-                                   details={"run_id": item.run_id})
+                    raise NotFound(
+                        f"run {item.run_id!r} does not exist", details={"run_id": item.run_id}
+                    )
                 continue
             if start.project not in project_ids:
                 project, created = projects.ensure(start.project)
                 project_ids[start.project] = project.id
                 if created:
-                    events.append(NewEvent("project.created", "project", project.name,
-                                           project.id, after={"name": project.name}))
+                    events.append(
+                        NewEvent(
+                            "project.created",
+                            "project",
+                            project.name,
+                            project.id,
+                            after={"name": project.name},
+                        )
+                    )
             project_id = project_ids[start.project]
             existing = known.get(item.run_id)
             if existing is not None:
                 if existing.project_id != project_id:
-                    raise Conflict(f"run {item.run_id} already exists in another project",
-                                   details={"run_id": item.run_id})
+                    raise Conflict(
+                        f"run {item.run_id} already exists in another project",
+                        details={"run_id": item.run_id},
+                    )
                 continue  # a resumed run: its start is already recorded
             to_create.append((start, project_id, item.end))
         new_pks = runs.insert(to_create)
@@ -141,8 +151,12 @@ class TrackingService:
         return self.get_run(start.id)
 
     def end_run(
-        self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None,
-        actor: str | None = None, end_time: datetime | None = None,
+        self,
+        run_id: str,
+        status: RunStatus = RunStatus.FINISHED,
+        error: str | None = None,
+        actor: str | None = None,
+        end_time: datetime | None = None,
     ) -> Run:
         if status is RunStatus.RUNNING:
             raise Invalid("a run ends finished, failed or killed, not running", field="status")
@@ -151,8 +165,13 @@ class TrackingService:
         return self.get_run(run_id)
 
     def update_run(
-        self, run_id: str, *, name: str | None = None, experiment: str | None = None,
-        notes: str | None = None, actor: str | None = None,
+        self,
+        run_id: str,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
+        notes: str | None = None,
+        actor: str | None = None,
     ) -> Run:
         """Rename a run, regroup it, or replace its notes."""
         values: dict[str, str] = {}
@@ -174,7 +193,9 @@ class TrackingService:
 
     def set_tag(self, run_id: str, key: str, value: str, actor: str | None = None) -> None:
         check_key(key, "key")
-        self.log_batch(Batch(new_ulid(), [RunBatch(run_id, tags={key: tag_value(value, "value")})]), actor)
+        self.log_batch(
+            Batch(new_ulid(), [RunBatch(run_id, tags={key: tag_value(value, "value")})]), actor
+        )
 
     def delete_tag(self, run_id: str, key: str, actor: str | None = None) -> None:
         with self.db.write() as tx:
@@ -182,8 +203,8 @@ class TrackingService:
             if not RunRepository(tx.conn).delete_tag(run.pk, key):
                 raise NotFound(f"run {run_id} has no tag {key!r}", details={"key": key})
             EventRepository(tx.conn).add_many(
-                actor, [NewEvent("run.tag_deleted", "run", run_id, run.project_id,
-                                 before={"key": key})]
+                actor,
+                [NewEvent("run.tag_deleted", "run", run_id, run.project_id, before={"key": key})],
             )
 
     # -- reads ----------------------------------------------------------------------
@@ -200,8 +221,13 @@ class TrackingService:
             return RunRepository(conn).git_diff(run_id)
 
     def metric_history(
-        self, run_id: str, key: str, *, max_points: int | None = None,
-        min_step: int | None = None, max_step: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> MetricHistory:
         if max_points is not None and not 2 <= max_points <= 1_000_000:
             raise Invalid("max_points must be between 2 and 1000000", field="max_points")
@@ -211,16 +237,22 @@ class TrackingService:
             key_id = repo.key_ids([key]).get(key)
             total = repo.summary_count(run.pk, key_id) if key_id is not None else 0
             if key_id is None or total == 0:
-                raise NotFound(f"run {run_id} has no metric {key!r}",
-                               details={"run_id": run_id, "key": key})
+                raise NotFound(
+                    f"run {run_id} has no metric {key!r}", details={"run_id": run_id, "key": key}
+                )
             points, count, downsampled = read_history(
                 repo, run.pk, key_id, total, max_points, min_step, max_step
             )
         return MetricHistory(run_id, key, points, count, downsampled)
 
     def search_runs(
-        self, project: str | None = None, filter: str | None = None,
-        order_by: Sequence[str] | None = None, *, limit: int = 100, cursor: str | None = None,
+        self,
+        project: str | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> RunPage:
         if not 1 <= limit <= LIMITS["page_size"]:
             raise Invalid(f"limit must be between 1 and {LIMITS['page_size']}", field="limit")
@@ -247,8 +279,9 @@ def _run_event(item: RunBatch, key: RunKey, created: bool) -> NewEvent:
     """One audit event per run and batch: what it started, logged and ended."""
     after: dict[str, object] = {}
     if item.start is not None:
-        after.update(name=item.start.name, experiment=item.start.experiment,
-                     parent_id=item.start.parent_id)
+        after.update(
+            name=item.start.name, experiment=item.start.experiment, parent_id=item.start.parent_id
+        )
     if item.params:
         after["params"] = item.params
     if item.tags:

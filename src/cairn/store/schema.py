@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-from alembic import command
 from cairn.domain.errors import SchemaOutdated
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,13 +45,12 @@ def _is_empty(connection: Connection) -> bool:
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Bring the store to ``revision``; returns (from, to). Safe with concurrent callers."""
-    with engine.connect().execution_options(cairn_write=True) as conn:
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
-            before = current_revision(conn)
-            command.upgrade(alembic_config(conn), revision)
-            after = current_revision(conn)
+    with engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        before = current_revision(conn)
+        command.upgrade(alembic_config(conn), revision)
+        after = current_revision(conn)
     assert after is not None
     return before, after
 

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from typing import cast
+
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cairn.domain.records import now_ms
 from cairn.store.tables import BatchRow
 
-_B = BatchRow.__table__
+_B = cast(Table, BatchRow.__table__)
 
 
 class BatchRepository:

@@ -3,15 +3,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 
 from cairn.domain.records import ms_to_datetime, now_ms
 from cairn.store.bulk import executemany
 from cairn.store.tables import EventRow
 
-_E = EventRow.__table__
+_E = cast(Table, EventRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)

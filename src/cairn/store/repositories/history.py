@@ -41,7 +41,9 @@ def read_history(
             return points, len(points), False
         return _merge([_one(p) for p in points], groups), len(points), True
     coarsest_level, _ = LEVELS[-1]
-    estimate = sum(r.count for r in repo.rollups(run_pk, key_id, coarsest_level, min_step, max_step))
+    estimate = sum(
+        r.count for r in repo.rollups(run_pk, key_id, coarsest_level, min_step, max_step)
+    )
     level, size = next(
         ((lv, sz) for lv, sz in LEVELS if estimate / sz <= groups * _MAX_FAN_IN), LEVELS[-1]
     )

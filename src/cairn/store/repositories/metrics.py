@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from itertools import chain, repeat
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, Table, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -23,10 +23,10 @@ from cairn.store.bulk import executemany, fetchall
 from cairn.store.database import KeyCache, Tx
 from cairn.store.tables import MetricKeyRow, MetricPointRow, MetricRollupRow, MetricSummaryRow
 
-_K = MetricKeyRow.__table__
-_PT = MetricPointRow.__table__
-_S = MetricSummaryRow.__table__
-_RU = MetricRollupRow.__table__
+_K = cast(Table, MetricKeyRow.__table__)
+_PT = cast(Table, MetricPointRow.__table__)
+_S = cast(Table, MetricSummaryRow.__table__)
+_RU = cast(Table, MetricRollupRow.__table__)
 
 # Rollup levels: (level, points per bucket), each 16 times the one below, so for any
 # series some level has between N/2 and 8N buckets for a chart of N points.
@@ -87,26 +87,63 @@ def _denull(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def _rollup_row(run_pk: int, key_id: int, level: int, bucket: int, ext: _Extremes) -> dict[str, Any]:
-    mn, mx = ext.min_point, ext.max_point
-    return {
-        "run_pk": run_pk,
-        "key_id": key_id,
-        "level": level,
-        "bucket": bucket,
-        "count": ext.count,
-        "step_lo": ext.step_lo,
-        "step_hi": ext.step_hi,
-        "min_step": mn[0] if mn else None,
-        "min_ts": mn[1] if mn else None,
-        "min_value": mn[2] if mn else None,
-        "max_step": mx[0] if mx else None,
-        "max_ts": mx[1] if mx else None,
-        "max_value": mx[2] if mx else None,
-    }
+_ROLLUP_COLUMNS = (
+    "run_pk",
+    "key_id",
+    "level",
+    "bucket",
+    "count",
+    "step_lo",
+    "step_hi",
+    "min_step",
+    "min_ts",
+    "min_value",
+    "max_step",
+    "max_ts",
+    "max_value",
+)
+
+
+def _rollup_row(
+    run_pk: int, key_id: int, level: int, bucket: int, ext: _Extremes
+) -> tuple[Any, ...]:
+    mn = ext.min_point or (None, None, None)
+    mx = ext.max_point or (None, None, None)
+    return (run_pk, key_id, level, bucket, ext.count, ext.step_lo, ext.step_hi, *mn, *mx)
 
 
 _as_point = partial(tuple.__new__, MetricPoint)  # a C call per row, not namedtuple._make
+
+_SeriesRows = tuple[int, int, int, list[int], list[int], list[float | None]]
+_ROWS_PER_INSERT = 128  # rows per INSERT statement: binding, not SQLite, is the cost
+
+
+def _sqlite_insert_series(
+    cur: Any,
+    run_pk: int,
+    key_id: int,
+    seq: int,
+    steps: list[int],
+    ts: list[int],
+    values: list[float | None],
+) -> None:
+    """One series into SQLite, 128 rows per statement.
+
+    run_pk and key_id are integers from our own tables, written into the SQL as literals
+    so that each row binds four values instead of six.
+    """
+    n = len(values)
+    flat = list(chain.from_iterable(zip(steps, range(seq, seq + n), ts, values, strict=True)))
+    row = f"({run_pk},{key_id},?,?,?,?)"
+    head = f"INSERT INTO metric_points ({_POINT_COLUMNS}) VALUES "
+    width = 4 * _ROWS_PER_INSERT
+    whole = len(flat) // width * width
+    if whole:
+        sql = head + ",".join([row] * _ROWS_PER_INSERT)
+        cur.executemany(sql, (flat[i : i + width] for i in range(0, whole, width)))
+    rest = len(flat) - whole
+    if rest:
+        cur.execute(head + ",".join([row] * (rest // 4)), flat[whole:])
 
 
 class MetricRepository:
@@ -155,15 +192,13 @@ class MetricRepository:
         if self.pg:
             for run_pk in sorted({pk for pk, _ in batches}):
                 # Serialise writers of one run, so each series' seq numbers stay dense.
-                self.conn.execute(
-                    select(func.pg_advisory_xact_lock(_PG_RUN_LOCK, run_pk % 2**31))
-                )
+                self.conn.execute(select(func.pg_advisory_xact_lock(_PG_RUN_LOCK, run_pk % 2**31)))
         counts = self._existing_counts(
             [(pk, key_ids[k]) for pk, series in batches if pk not in new_runs for k in series]
         )
-        points: list[Iterable[tuple[Any, ...]]] = []
+        points: list[_SeriesRows] = []
         summaries: list[dict[str, Any]] = []
-        rollups: list[dict[str, Any]] = []
+        rollups: list[tuple[Any, ...]] = []
         total = 0
         for run_pk, series_by_key in batches:
             for key in sorted(series_by_key):
@@ -175,11 +210,10 @@ class MetricRepository:
                 start = counts.get((run_pk, key_id), 0)
                 steps, ts, values = series.steps, series.timestamps, series.values
                 careful = math.isnan(sum(values))
-                stored = [_nullable(v) for v in values] if careful else values
-                points.append(
-                    zip(repeat(run_pk, n), repeat(key_id, n), steps, range(start, start + n),
-                        ts, stored, strict=True)
+                stored: list[float | None] = (
+                    [_nullable(v) for v in values] if careful else list(values)
                 )
+                points.append((run_pk, key_id, start, steps, ts, stored))
                 total += n
                 summaries.append(self._summary_row(run_pk, key_id, steps, ts, values, careful))
                 if start + n > ROLLUP_FROM:
@@ -193,7 +227,7 @@ class MetricRepository:
                     rollups.extend(
                         self._rollup_rows(run_pk, key_id, start, steps, ts, values, careful)
                     )
-        self._insert_points(chain.from_iterable(points))
+        self._insert_points(points)
         self._merge_summaries(summaries)
         self._merge_rollups(rollups)
         return total
@@ -210,36 +244,59 @@ class MetricRepository:
                     counts[(pk, key_id)] = count
         return counts
 
-    def _insert_points(self, points: Iterable[tuple[Any, ...]]) -> None:
+    def _insert_points(self, series: list[_SeriesRows]) -> None:
+        if not series:
+            return
         dbapi = self.conn.connection.driver_connection
         assert dbapi is not None
         if self.pg:
-            with dbapi.cursor() as cur, cur.copy(
-                f"COPY metric_points ({_POINT_COLUMNS}) FROM STDIN"
-            ) as copy:
-                for row in points:
-                    copy.write_row(row)
-        else:
-            cur = dbapi.cursor()
-            try:
-                cur.executemany(
-                    f"INSERT INTO metric_points ({_POINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    points,
+            rows = chain.from_iterable(
+                zip(
+                    repeat(pk, len(v)),
+                    repeat(key, len(v)),
+                    steps,
+                    range(seq, seq + len(v)),
+                    ts,
+                    v,
+                    strict=True,
                 )
-            finally:
-                cur.close()
+                for pk, key, seq, steps, ts, v in series
+            )
+            with (
+                dbapi.cursor() as cur,
+                cur.copy(f"COPY metric_points ({_POINT_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        cur = dbapi.cursor()
+        try:
+            for pk, key, seq, steps, ts, values in series:
+                _sqlite_insert_series(cur, int(pk), int(key), seq, steps, ts, values)
+        finally:
+            cur.close()
 
     @staticmethod
     def _summary_row(
-        run_pk: int, key_id: int, steps: list[int], ts: list[int], values: list[float],
+        run_pk: int,
+        key_id: int,
+        steps: list[int],
+        ts: list[int],
+        values: list[float],
         careful: bool,
     ) -> dict[str, Any]:
         if len(values) == 1:  # the common case of a run logging one value per key
             value = values[0]
             finite = None if value != value else value
             return {
-                "run_pk": run_pk, "key_id": key_id, "count": 1, "last_value": finite,
-                "last_step": steps[0], "last_ts": ts[0], "min_value": finite, "max_value": finite,
+                "run_pk": run_pk,
+                "key_id": key_id,
+                "count": 1,
+                "last_value": finite,
+                "last_step": steps[0],
+                "last_ts": ts[0],
+                "min_value": finite,
+                "max_value": finite,
             }
         ext = _extremes(steps, ts, values, careful)
         last_step = ext.step_hi
@@ -283,9 +340,14 @@ class MetricRepository:
 
     @staticmethod
     def _rollup_rows(
-        run_pk: int, key_id: int, start: int, steps: list[int], ts: list[int],
-        values: list[float], careful: bool,
-    ) -> Iterable[dict[str, Any]]:
+        run_pk: int,
+        key_id: int,
+        start: int,
+        steps: list[int],
+        ts: list[int],
+        values: list[float],
+        careful: bool,
+    ) -> Iterable[tuple[Any, ...]]:
         """Rollup rows for points ``start ..`` of a series: level 1 from the points, each
         coarser level from the level below (its pieces nest inside the coarser buckets)."""
         n = len(values)
@@ -304,7 +366,7 @@ class MetricRepository:
             for bucket, parts in groups.items():
                 yield _rollup_row(run_pk, key_id, level, bucket, _combine(parts))
 
-    def _merge_rollups(self, rows: list[dict[str, Any]]) -> None:
+    def _merge_rollups(self, rows: list[tuple[Any, ...]]) -> None:
         stmt = self._insert(_RU)
         new = stmt.excluded
         lower = or_(_RU.c.min_value.is_(None), new.min_value < _RU.c.min_value)
@@ -323,15 +385,23 @@ class MetricRepository:
                 "max_value": case((higher, new.max_value), else_=_RU.c.max_value),
             },
         )
-        executemany(self.conn, stmt, rows)
+        executemany(self.conn, stmt, rows, _ROLLUP_COLUMNS)
 
     # -- reads ----------------------------------------------------------------------
 
     def summaries(self, run_pks: Sequence[int]) -> dict[int, dict[str, MetricSummary]]:
         out: dict[int, dict[str, MetricSummary]] = {pk: {} for pk in run_pks}
         names = self._names()
-        columns = (_S.c.run_pk, _S.c.key_id, _S.c.count, _S.c.last_value, _S.c.last_step,
-                   _S.c.last_ts, _S.c.min_value, _S.c.max_value)
+        columns = (
+            _S.c.run_pk,
+            _S.c.key_id,
+            _S.c.count,
+            _S.c.last_value,
+            _S.c.last_step,
+            _S.c.last_ts,
+            _S.c.min_value,
+            _S.c.max_value,
+        )
         nan = math.nan
         for i in range(0, len(run_pks), 900):
             stmt = select(*columns).where(_S.c.run_pk.in_(run_pks[i : i + 900]))

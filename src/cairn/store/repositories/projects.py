@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from typing import cast
+
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -8,8 +10,8 @@ from cairn.domain.errors import NotFound
 from cairn.domain.records import Project, ProjectSummary, RunStatus, ms_to_datetime, now_ms
 from cairn.store.tables import ProjectRow, RunRow
 
-_P = ProjectRow.__table__
-_R = RunRow.__table__
+_P = cast(Table, ProjectRow.__table__)
+_R = cast(Table, RunRow.__table__)
 
 
 def _project(row: object) -> Project:

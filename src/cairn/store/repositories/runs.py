@@ -6,9 +6,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy import Connection, Table, bindparam, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -26,11 +26,11 @@ from cairn.domain.records import (
 from cairn.store.bulk import executemany, fetchall
 from cairn.store.tables import ParamRow, ProjectRow, RunRow, TagRow, TextRow
 
-_R = RunRow.__table__
-_PA = ParamRow.__table__
-_T = TagRow.__table__
-_X = TextRow.__table__
-_P = ProjectRow.__table__
+_R = cast(Table, RunRow.__table__)
+_PA = cast(Table, ParamRow.__table__)
+_T = cast(Table, TagRow.__table__)
+_X = cast(Table, TextRow.__table__)
+_P = cast(Table, ProjectRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +59,7 @@ class RunRepository:
         found: dict[str, RunKey] = {}
         ids = list(set(run_ids))
         for chunk in _chunks(ids):
-            stmt = select(_R.c.pk, _R.c.id, _R.c.project_id, _R.c.status).where(
-                _R.c.id.in_(chunk)
-            )
+            stmt = select(_R.c.pk, _R.c.id, _R.c.project_id, _R.c.status).where(_R.c.id.in_(chunk))
             for row in self.conn.execute(stmt):
                 found[row.id] = RunKey(row.pk, row.id, row.project_id, row.status)
         return found
@@ -108,7 +106,7 @@ class RunRepository:
                 }
             )
         executemany(self.conn, _R.insert(), rows)
-        return {key.id: key.pk for key in self.keys(r["id"] for r in rows).values()}
+        return {key.id: key.pk for key in self.keys(str(r["id"]) for r in rows).values()}
 
     def end(self, ends: list[tuple[int, RunEnd]]) -> None:
         if not ends:
@@ -170,11 +168,18 @@ class RunRepository:
                     raise Conflict(
                         f"param {key!r} of run {run_id} is already {old!r}; params are "
                         f"immutable, so it cannot become {value!r}",
-                        details={"field": f"params.{key}", "run_id": run_id, "old": old, "new": value},
+                        details={
+                            "field": f"params.{key}",
+                            "run_id": run_id,
+                            "old": old,
+                            "new": value,
+                        },
                     )
             new_rows = [p for p in params if (p[0], p[2]) not in have]
         executemany(
-            self.conn, _PA.insert(), [{"run_pk": pk, "key": k, "value": v} for pk, _, k, v in new_rows]
+            self.conn,
+            _PA.insert(),
+            [{"run_pk": pk, "key": k, "value": v} for pk, _, k, v in new_rows],
         )
 
     def set_tags(self, tags: list[tuple[int, str, str]]) -> None:
@@ -233,7 +238,7 @@ class RunRepository:
             digests = {r.environment_digest for r in rows.values() if r.environment_digest}
             if digests:
                 stmt = select(_X.c.digest, _X.c.body).where(_X.c.digest.in_(digests))
-                environments = {d: json.loads(b) for d, b in self.conn.execute(stmt)}
+                environments = {str(r[0]): json.loads(r[1]) for r in self.conn.execute(stmt)}
         runs = []
         for pk in pks:
             row = rows.get(pk)
@@ -264,9 +269,7 @@ class RunRepository:
 
     def git_diff(self, run_id: str) -> str | None:
         stmt = (
-            select(_X.c.body)
-            .join(_R, _R.c.git_diff_digest == _X.c.digest)
-            .where(_R.c.id == run_id)
+            select(_X.c.body).join(_R, _R.c.git_diff_digest == _X.c.digest).where(_R.c.id == run_id)
         )
         return self.conn.execute(stmt).scalar()
 

@@ -3,7 +3,12 @@
 from cairn.store.tables.base import Base
 from cairn.store.tables.batches import BatchRow
 from cairn.store.tables.events import EventRow
-from cairn.store.tables.metrics import MetricKeyRow, MetricPointRow, MetricRollupRow, MetricSummaryRow
+from cairn.store.tables.metrics import (
+    MetricKeyRow,
+    MetricPointRow,
+    MetricRollupRow,
+    MetricSummaryRow,
+)
 from cairn.store.tables.projects import ProjectRow
 from cairn.store.tables.runs import ParamRow, RunRow, TagRow, TextRow
 

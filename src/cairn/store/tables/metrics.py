@@ -43,9 +43,7 @@ class MetricPointRow(Base):
 class MetricSummaryRow(Base):
     __tablename__ = "metric_summaries"
 
-    run_pk: Mapped[int] = mapped_column(
-        ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True
-    )
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True)
     key_id: Mapped[int] = mapped_column(ForeignKey("metric_keys.id"), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
     last_value: Mapped[float | None] = mapped_column(Float(precision=53))

@@ -40,9 +40,7 @@ class RunRow(Base):
 class ParamRow(Base):
     __tablename__ = "params"
 
-    run_pk: Mapped[int] = mapped_column(
-        ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True
-    )
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
@@ -55,9 +53,7 @@ class ParamRow(Base):
 class TagRow(Base):
     __tablename__ = "tags"
 
-    run_pk: Mapped[int] = mapped_column(
-        ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True
-    )
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
