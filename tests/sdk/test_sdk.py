@@ -163,6 +163,17 @@ def test_capture_records_where_the_run_came_from(sdk_uri: str) -> None:
     assert got.command is None and got.environment is None and got.git is None
 
 
+def test_system_metrics_are_sampled_while_the_run_runs(sdk_uri: str) -> None:
+    import time
+
+    with cairn.start_run(system_metrics=0.05) as run:
+        time.sleep(0.3)
+    metrics = cairn.get_run(run.id).metrics
+    assert metrics["system/rss_mb"].count >= 2
+    assert metrics["system/rss_mb"].last > 1
+    assert "system/cpu_percent" in metrics
+
+
 def test_set_tracking_uri_switches_stores(sdk_uri: str, tmp_path: Path) -> None:
     with cairn.start_run(name="here") as first:
         pass
@@ -219,7 +230,7 @@ def test_unreachable_server_never_blocks_training(tmp_path: Path) -> None:
         with pytest.raises(cairn.Unavailable):
             client.flush(timeout=0.5)
     finally:
-        client.batcher.close(timeout=0.1)
+        client.close(timeout=0.1)
 
 
 def test_http_path_loads_neither_store_nor_web_stack(server: str) -> None:

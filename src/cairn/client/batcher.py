@@ -72,6 +72,8 @@ class Batcher:
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is stored; raise what the server refused."""
+        if self._stop.is_set():
+            raise Unavailable(f"this client is closed; {len(self.queue)} items were not sent")
         mark = _Mark()
         self.queue.append((MARK, mark))
         self._wake.set()

@@ -107,6 +107,7 @@ class Client:
         self.batcher = Batcher(self.backend.log_batch, interval=flush_interval)
         self._open: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
+        self._closed = False
         _CLIENTS.add(self)
 
     def __repr__(self) -> str:
@@ -261,9 +262,18 @@ class Client:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def close(self, *, status: RunStatus = RunStatus.KILLED, timeout: float = 30.0) -> None:
-        """End runs still open (``killed``), send what is queued, release the store."""
+    def close(self, *, status: RunStatus = RunStatus.KILLED, timeout: float | None = None) -> None:
+        """End runs still open (``killed``), send what is queued, release the store.
+
+        Waits at most ``timeout`` seconds (default ``CAIRN_CLOSE_TIMEOUT`` or 30) for an
+        unreachable server. Closing twice does nothing.
+        """
+        if timeout is None:
+            timeout = float(os.environ.get("CAIRN_CLOSE_TIMEOUT", "30"))
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             still_open = list(self._open.values())
         for run in still_open:
             run.end(status, "the process ended while the run was open")
