@@ -69,13 +69,18 @@ def test_healthz(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {
-        "status": "ok", "version": __version__, "schema_revision": head_revision()
+        "status": "ok",
+        "version": __version__,
+        "schema_revision": head_revision(),
     }
 
 
 def test_create_and_get_project(client: TestClient) -> None:
-    response = client.post(f"{API}/projects", json={"name": "nlp", "description": "words"},
-                           headers={"X-Cairn-Actor": "ana"})
+    response = client.post(
+        f"{API}/projects",
+        json={"name": "nlp", "description": "words"},
+        headers={"X-Cairn-Actor": "ana"},
+    )
     assert response.status_code == 201
     created = response.json()
     assert (created["name"], created["description"]) == ("nlp", "words")
@@ -87,8 +92,14 @@ def test_create_and_get_project(client: TestClient) -> None:
 
 def test_list_projects(client: TestClient, request: pytest.FixtureRequest) -> None:
     if is_postgresql(client):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "ProjectRepository.list_summaries casts a boolean to BIGINT: PostgreSQL refuses")))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "ProjectRepository.list_summaries casts a boolean to BIGINT: PostgreSQL refuses"
+                ),
+            )
+        )
     client.post(f"{API}/projects", json={"name": "zeta"})
     start_run(client, "alpha")
     response = client.get(f"{API}/projects")
@@ -106,14 +117,21 @@ def test_list_projects(client: TestClient, request: pytest.FixtureRequest) -> No
 def test_create_get_and_patch_run(client: TestClient) -> None:
     parent = start_run(client, "vision", name="sweep")
     run = start_run(
-        client, "vision", name="trial", experiment="resnet", parent_id=parent["id"],
-        author="ana", command="python train.py", notes="why", git={"commit": "abc"},
-        git_diff="--- a\n+++ b\n", environment={"python": "3.11"},
+        client,
+        "vision",
+        name="trial",
+        experiment="resnet",
+        parent_id=parent["id"],
+        author="ana",
+        command="python train.py",
+        notes="why",
+        git={"commit": "abc"},
+        git_diff="--- a\n+++ b\n",
+        environment={"python": "3.11"},
     )
     assert run["status"] == "running"
     assert run["start_time"].startswith("2024-03-01T12:00:00")
-    assert (run["name"], run["experiment"], run["parent_id"]) == (
-        "trial", "resnet", parent["id"])
+    assert (run["name"], run["experiment"], run["parent_id"]) == ("trial", "resnet", parent["id"])
     assert run["environment"] == {"python": "3.11"}
     assert run["git"] == {"commit": "abc"}
 
@@ -122,13 +140,15 @@ def test_create_get_and_patch_run(client: TestClient) -> None:
     assert fetched.json() == run
 
     # Starting again with the same id is harmless (a retried request).
-    again = client.post(f"{API}/runs", json={"id": run["id"], "project": "vision",
-                                             "start_time": START})
+    again = client.post(
+        f"{API}/runs", json={"id": run["id"], "project": "vision", "start_time": START}
+    )
     assert again.status_code == 201
     assert again.json()["name"] == "trial"
 
-    patched = client.patch(f"{API}/runs/{run['id']}",
-                           json={"name": "renamed", "notes": "better notes"})
+    patched = client.patch(
+        f"{API}/runs/{run['id']}", json={"name": "renamed", "notes": "better notes"}
+    )
     assert patched.status_code == 200
     assert (patched.json()["name"], patched.json()["notes"]) == ("renamed", "better notes")
     assert patched.json()["status"] == "running"
@@ -161,25 +181,45 @@ def test_run_batch_route(client: TestClient) -> None:
     }
     response = post_json(client, f"{API}/runs/{run['id']}/batch", body)
     assert response.status_code == 200, response.text
-    assert response.json() == {"idempotency_key": "run-batch-0001", "applied": True,
-                               "runs": 1, "points": 3}
+    assert response.json() == {
+        "idempotency_key": "run-batch-0001",
+        "applied": True,
+        "runs": 1,
+        "points": 3,
+    }
     stored = client.get(f"{API}/runs/{run['id']}").json()
     assert stored["params"] == {"lr": "0.1", "layers": "3", "optimizer": "adam"}
     assert stored["tags"] == {"stage": "dev"}
-    assert stored["metrics"]["loss"] == {"key": "loss", "last": 0.25, "last_step": 2,
-                                         "last_timestamp": TS0 + 2, "min": 0.25, "max": 1.0,
-                                         "count": 3}
+    assert stored["metrics"]["loss"] == {
+        "key": "loss",
+        "last": 0.25,
+        "last_step": 2,
+        "last_timestamp": TS0 + 2,
+        "min": 0.25,
+        "max": 1.0,
+        "count": 3,
+    }
 
 
 def test_run_batch_resent_is_stored_once(
     client: TestClient, request: pytest.FixtureRequest
 ) -> None:
     if is_postgresql(client):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "BatchRepository.claim reads rowcount -1 on PostgreSQL: resends are applied again")))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "BatchRepository.claim reads rowcount -1 on PostgreSQL: "
+                    "resends are applied again"
+                ),
+            )
+        )
     run = start_run(client)
-    body = {"idempotency_key": "resend-0001", "params": {"lr": "0.1"},
-            "metrics": {"loss": columns([0, 1], [1.0, 0.5])}}
+    body = {
+        "idempotency_key": "resend-0001",
+        "params": {"lr": "0.1"},
+        "metrics": {"loss": columns([0, 1], [1.0, 0.5])},
+    }
     first = post_json(client, f"{API}/runs/{run['id']}/batch", body)
     second = post_json(client, f"{API}/runs/{run['id']}/batch", body)
     assert (first.status_code, second.status_code) == (200, 200)
@@ -192,17 +232,32 @@ def test_run_batch_resent_is_stored_once(
 
 def test_batches_route_starts_logs_and_ends_runs(client: TestClient) -> None:
     a, b = new_ulid(), new_ulid()
-    body = {"idempotency_key": "batch-route-01", "runs": [
-        {"run_id": a, "start": {"id": a, "project": "multi", "start_time": START, "name": "a"},
-         "params": {"lr": "0.1"}, "metrics": {"acc": columns([0, 1], [0.5, 0.75])}},
-        {"run_id": b, "start": {"id": b, "project": "multi", "start_time": START},
-         "tags": {"t": "x"}, "notes": "note",
-         "end": {"status": "finished", "end_time": "2024-03-01T12:05:00Z"}},
-    ]}
+    body = {
+        "idempotency_key": "batch-route-01",
+        "runs": [
+            {
+                "run_id": a,
+                "start": {"id": a, "project": "multi", "start_time": START, "name": "a"},
+                "params": {"lr": "0.1"},
+                "metrics": {"acc": columns([0, 1], [0.5, 0.75])},
+            },
+            {
+                "run_id": b,
+                "start": {"id": b, "project": "multi", "start_time": START},
+                "tags": {"t": "x"},
+                "notes": "note",
+                "end": {"status": "finished", "end_time": "2024-03-01T12:05:00Z"},
+            },
+        ],
+    }
     response = post_json(client, f"{API}/batches", body)
     assert response.status_code == 200, response.text
-    assert response.json() == {"idempotency_key": "batch-route-01", "applied": True,
-                               "runs": 2, "points": 2}
+    assert response.json() == {
+        "idempotency_key": "batch-route-01",
+        "applied": True,
+        "runs": 2,
+        "points": 2,
+    }
     run_a = client.get(f"{API}/runs/{a}").json()
     assert (run_a["project"], run_a["name"], run_a["params"]) == ("multi", "a", {"lr": "0.1"})
     assert run_a["metrics"]["acc"]["last"] == 0.75
@@ -216,17 +271,26 @@ def test_list_and_search_runs(client: TestClient) -> None:
     runs = []
     for i in range(7):
         run = start_run(client, "search", name=f"r{i}")
-        post_json(client, f"{API}/runs/{run['id']}/batch", {
-            "idempotency_key": f"search-{i:04d}", "params": {"lr": str(i % 2)},
-            "metrics": {"acc": columns([0], [i / 10])},
-        })
+        post_json(
+            client,
+            f"{API}/runs/{run['id']}/batch",
+            {
+                "idempotency_key": f"search-{i:04d}",
+                "params": {"lr": str(i % 2)},
+                "metrics": {"acc": columns([0], [i / 10])},
+            },
+        )
         runs.append(run["id"])
     start_run(client, "elsewhere")
     expected = [runs[i] for i in (6, 5, 4, 3, 2)]  # acc > 0.15, best first
 
     seen: list[str] = []
-    params: dict[str, Any] = {"project": "search", "filter": "metrics.acc > 0.15",
-                              "order_by": "metrics.acc desc", "limit": 2}
+    params: dict[str, Any] = {
+        "project": "search",
+        "filter": "metrics.acc > 0.15",
+        "order_by": "metrics.acc desc",
+        "limit": 2,
+    }
     for _ in range(10):
         response = client.get(f"{API}/runs", params=params)
         assert response.status_code == 200, response.text
@@ -238,14 +302,27 @@ def test_list_and_search_runs(client: TestClient) -> None:
         params["cursor"] = page["next_cursor"]
     assert seen == expected
 
-    response = client.get(f"{API}/runs", params=[
-        ("project", "search"), ("order_by", "params.lr desc"), ("order_by", "name asc")])
-    assert [r["name"] for r in response.json()["runs"]] == ["r1", "r3", "r5", "r0", "r2", "r4",
-                                                           "r6"]
+    response = client.get(
+        f"{API}/runs",
+        params=[("project", "search"), ("order_by", "params.lr desc"), ("order_by", "name asc")],
+    )
+    assert [r["name"] for r in response.json()["runs"]] == [
+        "r1",
+        "r3",
+        "r5",
+        "r0",
+        "r2",
+        "r4",
+        "r6",
+    ]
 
     seen = []
-    body: dict[str, Any] = {"project": "search", "filter": "metrics.acc > 0.15",
-                            "order_by": ["metrics.acc desc"], "limit": 3}
+    body: dict[str, Any] = {
+        "project": "search",
+        "filter": "metrics.acc > 0.15",
+        "order_by": ["metrics.acc desc"],
+        "limit": 3,
+    }
     for _ in range(10):
         response = client.post(f"{API}/runs/search", json=body)
         assert response.status_code == 200, response.text
@@ -282,7 +359,11 @@ def test_metric_history_route(client: TestClient) -> None:
     assert out["values"][5] == "Infinity"
     assert out["values"][:4] == values[:4]
     assert (out["run_id"], out["key"], out["total_count"], out["downsampled"]) == (
-        run["id"], "loss", 7, False)
+        run["id"],
+        "loss",
+        7,
+        False,
+    )
 
     small = client.get(url, params={"key": "loss", "max_points": 40}).json()
     assert small["downsampled"] is True
@@ -290,8 +371,9 @@ def test_metric_history_route(client: TestClient) -> None:
     assert len(small["steps"]) == len(small["values"]) <= 40
     assert dict(zip(small["steps"], small["values"], strict=True))[3_210] == 1e9
 
-    ranged = client.get(url, params={"key": "loss", "max_points": 20, "min_step": 3_000,
-                                     "max_step": 3_999}).json()
+    ranged = client.get(
+        url, params={"key": "loss", "max_points": 20, "min_step": 3_000, "max_step": 3_999}
+    ).json()
     assert len(ranged["steps"]) <= 20
     assert all(3_000 <= s <= 3_999 for s in ranged["steps"])
     assert 3_210 in ranged["steps"]
@@ -306,8 +388,7 @@ def test_tags_put_and_delete(client: TestClient) -> None:
     assert client.put(url, json={"key": "stage", "value": "dev"}).status_code == 204
     assert client.put(url, json={"key": "stage", "value": "prod"}).status_code == 204
     assert client.put(url, json={"key": "owner", "value": "ana"}).status_code == 204
-    assert client.get(f"{API}/runs/{run['id']}").json()["tags"] == {"stage": "prod",
-                                                                  "owner": "ana"}
+    assert client.get(f"{API}/runs/{run['id']}").json()["tags"] == {"stage": "prod", "owner": "ana"}
     response = client.delete(url, params={"key": "stage"})
     assert response.status_code == 204
     assert response.content == b""
@@ -339,14 +420,21 @@ def test_openapi_is_valid_and_lists_every_route(client: TestClient) -> None:
     assert routes == documented
     assert {
         ("/healthz", "get"),
-        (f"{API}/projects", "get"), (f"{API}/projects", "post"),
+        (f"{API}/projects", "get"),
+        (f"{API}/projects", "post"),
         (f"{API}/projects/{{name}}", "get"),
-        (f"{API}/runs", "get"), (f"{API}/runs", "post"), (f"{API}/runs/search", "post"),
-        (f"{API}/runs/{{run_id}}", "get"), (f"{API}/runs/{{run_id}}", "patch"),
-        (f"{API}/runs/{{run_id}}/batch", "post"), (f"{API}/batches", "post"),
+        (f"{API}/runs", "get"),
+        (f"{API}/runs", "post"),
+        (f"{API}/runs/search", "post"),
+        (f"{API}/runs/{{run_id}}", "get"),
+        (f"{API}/runs/{{run_id}}", "patch"),
+        (f"{API}/runs/{{run_id}}/batch", "post"),
+        (f"{API}/batches", "post"),
         (f"{API}/runs/{{run_id}}/metrics/history", "get"),
-        (f"{API}/runs/{{run_id}}/tags", "put"), (f"{API}/runs/{{run_id}}/tags", "delete"),
-        (f"{API}/runs/{{run_id}}/git-diff", "get"), (f"{API}/runs/{{run_id}}/children", "get"),
+        (f"{API}/runs/{{run_id}}/tags", "put"),
+        (f"{API}/runs/{{run_id}}/tags", "delete"),
+        (f"{API}/runs/{{run_id}}/git-diff", "get"),
+        (f"{API}/runs/{{run_id}}/children", "get"),
     } <= documented
     for path, item in spec["paths"].items():
         for method, operation in item.items():

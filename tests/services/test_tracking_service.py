@@ -156,11 +156,13 @@ def test_duplicate_project_is_already_exists_and_writes_nothing(
     assert tracking.get_project("alpha").description == "original"
 
 
-@pytest.mark.parametrize("name", ["", "has space", "-dash-first", "x" * 101, "a/b"])
-def test_invalid_project_name(tracking: TrackingService, name: str) -> None:
-    with pytest.raises(Invalid) as caught:
-        tracking.create_project(name)
-    assert caught.value.field == "project"
+def test_invalid_project_name(tracking: TrackingService, database: Database) -> None:
+    before = row_counts(database)
+    for name in ["", "has space", "-dash-first", "x" * 101, "a/b", "a..b/c"]:
+        with pytest.raises(Invalid) as caught:
+            tracking.create_project(name)
+        assert caught.value.field == "project", name
+    assert row_counts(database) == before
 
 
 def test_unknown_project_is_not_found(tracking: TrackingService) -> None:
@@ -175,16 +177,32 @@ def test_unknown_project_is_not_found(tracking: TrackingService) -> None:
 
 def test_batch_starts_runs_with_client_made_ids(tracking: TrackingService) -> None:
     parent = new_start(
-        "vision", name="sweep", experiment="resnet", author="ana", command="python train.py",
-        notes="why: try a wider net", git={"commit": "abc123", "branch": "main", "dirty": True},
-        git_diff="--- a\n+++ b\n", environment={"python": "3.11", "packages": {"torch": "2.3"}},
+        "vision",
+        name="sweep",
+        experiment="resnet",
+        author="ana",
+        command="python train.py",
+        notes="why: try a wider net",
+        git={"commit": "abc123", "branch": "main", "dirty": True},
+        git_diff="--- a\n+++ b\n",
+        environment={"python": "3.11", "packages": {"torch": "2.3"}},
     )
     child = new_start("vision", name="trial-1", parent_id=parent.id)
-    result = tracking.log_batch(Batch(new_ulid(), [
-        RunBatch(parent.id, start=parent, params={"lr": "0.1"}, tags={"team": "cv"}),
-        RunBatch(child.id, start=child, params={"lr": "0.01", "depth": "50"},
-                 metrics={"loss": series([0, 1, 2], [0.9, 0.5, 0.4])}),
-    ]), actor="ana")
+    result = tracking.log_batch(
+        Batch(
+            new_ulid(),
+            [
+                RunBatch(parent.id, start=parent, params={"lr": "0.1"}, tags={"team": "cv"}),
+                RunBatch(
+                    child.id,
+                    start=child,
+                    params={"lr": "0.01", "depth": "50"},
+                    metrics={"loss": series([0, 1, 2], [0.9, 0.5, 0.4])},
+                ),
+            ],
+        ),
+        actor="ana",
+    )
     assert (result.applied, result.runs, result.points) == (True, 2, 3)
 
     run = tracking.get_run(parent.id)
@@ -232,11 +250,14 @@ def test_run_cannot_move_to_another_project(tracking: TrackingService) -> None:
 
 def test_nan_and_infinities_are_kept(tracking: TrackingService) -> None:
     nan, inf = math.nan, math.inf
-    run_id = started(tracking, metrics={
-        "mixed": series(range(5), [1.0, nan, inf, -inf, 0.5]),
-        "ends_nan": series(range(3), [2.0, 1.0, nan]),
-        "all_nan": series(range(2), [nan, nan]),
-    })
+    run_id = started(
+        tracking,
+        metrics={
+            "mixed": series(range(5), [1.0, nan, inf, -inf, 0.5]),
+            "ends_nan": series(range(3), [2.0, 1.0, nan]),
+            "all_nan": series(range(2), [nan, nan]),
+        },
+    )
     assert same(values_of(tracking, run_id, "mixed"), [1.0, nan, inf, -inf, 0.5])
     assert same(values_of(tracking, run_id, "ends_nan"), [2.0, 1.0, nan])
 
@@ -288,8 +309,11 @@ def test_points_appended_across_batches_keep_order_and_counts(tracking: Tracking
     run_id = started(tracking)
     for first in range(0, 50, 10):
         steps = range(first, first + 10)
-        log(tracking, run_id, metrics={"loss": series(steps, [s / 100 for s in steps]),
-                                       "lr": series([first], [0.1])})
+        log(
+            tracking,
+            run_id,
+            metrics={"loss": series(steps, [s / 100 for s in steps]), "lr": series([first], [0.1])},
+        )
     history = tracking.metric_history(run_id, "loss")
     assert [p.step for p in history.points] == list(range(50))
     assert [p.value for p in history.points] == [s / 100 for s in range(50)]
@@ -302,10 +326,17 @@ def test_points_appended_across_batches_keep_order_and_counts(tracking: Tracking
 
 def test_same_batch_entries_for_one_run_are_merged(tracking: TrackingService) -> None:
     start = new_start()
-    tracking.log_batch(Batch(new_ulid(), [
-        RunBatch(start.id, start=start, metrics={"x": series([0], [1.0])}, notes="one"),
-        RunBatch(start.id, params={"a": "1"}, metrics={"x": series([1], [2.0])}, notes="two"),
-    ]))
+    tracking.log_batch(
+        Batch(
+            new_ulid(),
+            [
+                RunBatch(start.id, start=start, metrics={"x": series([0], [1.0])}, notes="one"),
+                RunBatch(
+                    start.id, params={"a": "1"}, metrics={"x": series([1], [2.0])}, notes="two"
+                ),
+            ],
+        )
+    )
     run = tracking.get_run(start.id)
     assert run.params == {"a": "1"}
     assert run.notes == "one\n\ntwo"
@@ -322,19 +353,27 @@ def test_param_logged_again_with_same_value_is_fine(tracking: TrackingService) -
 def test_changed_param_is_a_conflict_and_writes_nothing(
     tracking: TrackingService, database: Database
 ) -> None:
-    run_id = started(tracking, params={"lr": "0.1"}, tags={"stage": "a"},
-                     metrics={"loss": series([0], [1.0])})
+    run_id = started(
+        tracking, params={"lr": "0.1"}, tags={"stage": "a"}, metrics={"loss": series([0], [1.0])}
+    )
     other = new_start("fresh-project")
     before = row_counts(database)
     events_before = run_events(database, run_id)
     key = new_ulid()
-    bad = Batch(key, [
-        RunBatch(other.id, start=other, params={"x": "1"}),
-        RunBatch(run_id, params={"lr": "0.2", "new": "x"}, tags={"stage": "b", "more": "y"},
-                 metrics={"loss": series([1, 2, 3], [0.5, 0.4, 0.3]),
-                          "acc": series([0], [0.9])},
-                 notes="should not appear", end=RunEnd(RunStatus.FINISHED, T0)),
-    ])
+    bad = Batch(
+        key,
+        [
+            RunBatch(other.id, start=other, params={"x": "1"}),
+            RunBatch(
+                run_id,
+                params={"lr": "0.2", "new": "x"},
+                tags={"stage": "b", "more": "y"},
+                metrics={"loss": series([1, 2, 3], [0.5, 0.4, 0.3]), "acc": series([0], [0.9])},
+                notes="should not appear",
+                end=RunEnd(RunStatus.FINISHED, T0),
+            ),
+        ],
+    )
     with pytest.raises(Conflict) as caught:
         tracking.log_batch(bad)
     assert caught.value.details["field"] == "params.lr"
@@ -367,10 +406,19 @@ def test_resent_batch_is_applied_once(
 ) -> None:
     xfail_on_postgresql(request, database, RESEND_PG_BUG)
     start = new_start()
-    batch = Batch("resend-key-1", [RunBatch(
-        start.id, start=start, params={"lr": "0.1"}, tags={"t": "1"},
-        metrics={"loss": series(range(20), [1.0] * 20)}, notes="once",
-    )])
+    batch = Batch(
+        "resend-key-1",
+        [
+            RunBatch(
+                start.id,
+                start=start,
+                params={"lr": "0.1"},
+                tags={"t": "1"},
+                metrics={"loss": series(range(20), [1.0] * 20)},
+                notes="once",
+            )
+        ],
+    )
     first = tracking.log_batch(batch)
     after_first = row_counts(database)
     again = tracking.log_batch(batch)
@@ -420,8 +468,9 @@ def test_history_downsampling_keeps_spikes(tracking: TrackingService) -> None:
     assert all(values[p.step] == p.value for p in history.points)
 
     # A step range reads only points in range and keeps the spikes inside it.
-    ranged = tracking.metric_history(run_id, "loss", max_points=50, min_step=70_000,
-                                     max_step=80_000)
+    ranged = tracking.metric_history(
+        run_id, "loss", max_points=50, min_step=70_000, max_step=80_000
+    )
     assert ranged.downsampled
     assert ranged.total_count == 10_001
     assert len(ranged.points) <= 50
@@ -455,12 +504,12 @@ def test_history_small_series_is_not_downsampled(tracking: TrackingService) -> N
     assert {p.value for p in history.points} >= {0.0, 9.0}
 
 
-@pytest.mark.parametrize("max_points", [-1, 0, 1, 1_000_001])
-def test_history_max_points_out_of_range(tracking: TrackingService, max_points: int) -> None:
+def test_history_max_points_out_of_range(tracking: TrackingService) -> None:
     run_id = started(tracking, metrics={"loss": series([0], [1.0])})
-    with pytest.raises(Invalid) as caught:
-        tracking.metric_history(run_id, "loss", max_points=max_points)
-    assert caught.value.field == "max_points"
+    for max_points in (-1, 0, 1, 1_000_001):
+        with pytest.raises(Invalid) as caught:
+            tracking.metric_history(run_id, "loss", max_points=max_points)
+        assert caught.value.field == "max_points"
 
 
 def test_history_of_unknown_run_or_key_is_not_found(tracking: TrackingService) -> None:
@@ -478,22 +527,22 @@ def test_history_of_unknown_run_or_key_is_not_found(tracking: TrackingService) -
 # ---------------------------------------------------------------------------- lifecycle
 
 
-@pytest.mark.parametrize(
-    ("status", "error"),
-    [(RunStatus.FINISHED, None), (RunStatus.FAILED, "ValueError: boom"), (RunStatus.KILLED, None)],
-)
-def test_end_run(
-    tracking: TrackingService, database: Database, status: RunStatus, error: str | None
-) -> None:
-    run_id = started(tracking)
+def test_end_run(tracking: TrackingService, database: Database) -> None:
     end_time = T0 + timedelta(minutes=5)
-    run = tracking.end_run(run_id, status, error, actor="bo", end_time=end_time)
-    assert (run.status, run.error, run.end_time) == (status, error, end_time)
-    assert run.duration_s == 300.0
-    ended = run_events(database, run_id)[-1]
-    assert (ended.action, ended.actor) == ("run.ended", "bo")
-    assert ended.before == {"status": "running"}
-    assert ended.after == {"status": status.value, "error": error}
+    for status, error in [
+        (RunStatus.FINISHED, None),
+        (RunStatus.FAILED, "ValueError: boom"),
+        (RunStatus.KILLED, None),
+    ]:
+        run_id = started(tracking)
+        run = tracking.end_run(run_id, status, error, actor="bo", end_time=end_time)
+        assert (run.status, run.error, run.end_time) == (status, error, end_time)
+        assert run.duration_s == 300.0
+        ended = run_events(database, run_id)[-1]
+        assert (ended.action, ended.actor) == ("run.ended", "bo")
+        assert ended.before == {"status": "running"}
+        assert ended.after is not None
+        assert (ended.after["status"], ended.after["error"]) == (status.value, error)
 
 
 def test_end_run_rejects_running_and_unknown(tracking: TrackingService) -> None:
@@ -548,8 +597,11 @@ def test_set_and_delete_tags(tracking: TrackingService, database: Database) -> N
     tracking.delete_tag(run_id, "stage", actor="di")
     assert tracking.get_run(run_id).tags == {"owner": "di"}
     deleted = run_events(database, run_id)[-1]
-    assert (deleted.action, deleted.actor, deleted.before) == ("run.tag_deleted", "di",
-                                                               {"key": "stage"})
+    assert (deleted.action, deleted.actor, deleted.before) == (
+        "run.tag_deleted",
+        "di",
+        {"key": "stage"},
+    )
 
     before = row_counts(database)
     with pytest.raises(NotFound):
@@ -572,8 +624,13 @@ def test_every_mutation_writes_an_audit_event(
 ) -> None:
     start = new_start("audited")
     log(tracking, start.id, start=start, actor="ana")
-    log(tracking, start.id, params={"lr": "0.1"}, metrics={"loss": series([0, 1], [1.0, 0.5])},
-        actor="ana")
+    log(
+        tracking,
+        start.id,
+        params={"lr": "0.1"},
+        metrics={"loss": series([0, 1], [1.0, 0.5])},
+        actor="ana",
+    )
     tracking.set_tag(start.id, "stage", "dev", actor="bo")
     tracking.delete_tag(start.id, "stage", actor="bo")
     tracking.update_run(start.id, name="better", actor="cy")
@@ -611,8 +668,9 @@ def test_search_filter_order_and_cursor_paging(tracking: TrackingService) -> Non
     items.append(RunBatch(elsewhere.id, start=elsewhere, metrics={"acc": series([0], [0.99])}))
     tracking.log_batch(Batch(new_ulid(), items))
 
-    def all_pages(project: str | None, filter: str | None, order: list[str],
-                  limit: int) -> list[str]:
+    def all_pages(
+        project: str | None, filter: str | None, order: list[str], limit: int
+    ) -> list[str]:
         seen: list[str] = []
         cursor = None
         for _ in range(100):
