@@ -53,8 +53,11 @@ def pg_database() -> Iterator[str]:
         if REQUIRE_ALL:
             pytest.fail("PostgreSQL is required (CAIRN_REQUIRE_ALL=1) but not configured")
         pytest.skip("CAIRN_TEST_DATABASE_URL not set")
-    url = make_url(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-                   if PG_URL.startswith("postgresql://") else PG_URL)
+    url = make_url(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if PG_URL.startswith("postgresql://")
+        else PG_URL
+    )
     name = f"cairn_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
@@ -77,12 +80,19 @@ def pg_database() -> Iterator[str]:
 def _truncate_pg(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        names = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"))]
+        names = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
         if names:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names)
-                              + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE")
+            )
     engine.dispose()
 
 
@@ -122,17 +132,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(store: str, *extra: str, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    store: str, *extra: str, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Boot ``cairn server`` and wait until ``/healthz`` answers."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "cairn", "server", "--host", "127.0.0.1",
-           "--port", str(port), "--store", store, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cairn",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--store",
+        store,
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
+            out = proc.communicate()[0].decode()
             raise RuntimeError(f"cairn server exited with {proc.returncode}:\n{out}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:

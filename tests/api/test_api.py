@@ -91,15 +91,6 @@ def test_create_and_get_project(client: TestClient) -> None:
 
 
 def test_list_projects(client: TestClient, request: pytest.FixtureRequest) -> None:
-    if is_postgresql(client):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "ProjectRepository.list_summaries casts a boolean to BIGINT: PostgreSQL refuses"
-                ),
-            )
-        )
     client.post(f"{API}/projects", json={"name": "zeta"})
     start_run(client, "alpha")
     response = client.get(f"{API}/projects")
@@ -204,16 +195,6 @@ def test_run_batch_route(client: TestClient) -> None:
 def test_run_batch_resent_is_stored_once(
     client: TestClient, request: pytest.FixtureRequest
 ) -> None:
-    if is_postgresql(client):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BatchRepository.claim reads rowcount -1 on PostgreSQL: "
-                    "resends are applied again"
-                ),
-            )
-        )
     run = start_run(client)
     body = {
         "idempotency_key": "resend-0001",

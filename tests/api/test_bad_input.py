@@ -499,14 +499,6 @@ def test_good_keys_are_accepted(client: TestClient, run_id: str) -> None:
     assert set(keys) <= set(run["params"]) & set(run["tags"]) & set(run["metrics"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/batch_rules.py _check_item never range-checks steps and timestamps "
-        "(validation.step_value is unused): a value past 64 bits reaches the database and "
-        "the API answers 500"
-    ),
-)
 @pytest.mark.parametrize("column", ["steps", "timestamps"])
 def test_step_beyond_64_bits_is_invalid(client: TestClient, run_id: str, column: str) -> None:
     before = everything(client)
@@ -518,13 +510,6 @@ def test_step_beyond_64_bits_is_invalid(client: TestClient, run_id: str, column:
     assert "loss" in response.json()["error"]["details"]["field"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/batch_rules.py accepts end.status 'running' in a batch: the run keeps "
-        "status running but gets an end_time and error (end_run and PATCH refuse it)"
-    ),
-)
 def test_batch_cannot_end_a_run_as_running(client: TestClient, run_id: str) -> None:
     before = everything(client)
     response = batch(to_run(end={"status": "running", "end_time": START, "error": "x"}))(
@@ -535,13 +520,6 @@ def test_batch_cannot_end_a_run_as_running(client: TestClient, run_id: str) -> N
     assert response.json()["error"]["details"]["field"] == "runs[0].end.status"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "POST /runs validates through a one-run batch, so a bad id is reported as "
-        "'runs[0].run_id', a field this request body does not have (its field is 'id')"
-    ),
-)
 @SQLITE_ONLY
 def test_create_run_bad_id_names_the_id_field(client: TestClient, run_id: str) -> None:
     before = everything(client)
@@ -553,13 +531,6 @@ def test_create_run_bad_id_names_the_id_field(client: TestClient, run_id: str) -
     assert response.json()["error"]["details"]["field"] == "id"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "POST /runs/{id}/batch validates through a one-run batch, so a bad key is reported as "
-        "'runs[0].params key', a path this request body does not have"
-    ),
-)
 @SQLITE_ONLY
 def test_run_batch_bad_key_names_a_field_of_its_body(client: TestClient, run_id: str) -> None:
     before = everything(client)

@@ -422,23 +422,15 @@ def test_too_large_batch(client: TestClient, run_id: str, monkeypatch: pytest.Mo
 
 @SQLITE_ONLY
 def test_wrong_method(client: TestClient) -> None:
-    """405 keeps its status and Allow header; there is no code for it in STATUS_BY_CODE, so it
-    borrows ``invalid`` (whose own status is 400)."""
+    """405 keeps its status and Allow header, with its own code."""
     response = client.delete(f"{API}/projects")
-    error = assert_envelope(response, 405, "invalid")
+    error = assert_envelope(response, 405, "method_not_allowed")
     # Starlette names the methods of the first route that matched the path, so only GET.
     assert "GET" in response.headers["allow"]
     assert error["details"] == {}
-    assert_envelope(client.put(f"{API}/runs/{new_ulid()}"), 405, "invalid")
+    assert_envelope(client.put(f"{API}/runs/{new_ulid()}"), 405, "method_not_allowed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "api/errors.py _field_of: for a body that is not JSON, pydantic's loc is ('body', <char "
-        "offset>), so details.field is the offset (e.g. '1'), not 'body'"
-    ),
-)
 @SQLITE_ONLY
 def test_malformed_json_names_the_body(client: TestClient) -> None:
     response = client.post(

@@ -33,15 +33,17 @@ def store(tmp_path: Path, sqlite_template: Path) -> Store:
     folder.mkdir()
     shutil.copy(sqlite_template, folder / "cairn.db")
     client = cairn.Client(str(folder))
-    with client.start_run("a", params={"lr": 0.1, "bs": 32}, tags={"team": "nlp"},
-                          notes="first try\nwith warmup") as run_a:
+    with client.start_run(
+        "a", params={"lr": 0.1, "bs": 32}, tags={"team": "nlp"}, notes="first try\nwith warmup"
+    ) as run_a:
         run_a.log({"loss": 0.5, "acc": 0.8}, step=0)
         run_a.log({"loss": 0.3}, step=1)
     with client.start_run("b", params={"lr": 0.01, "bs": 32}, capture=False) as run_b:
         run_b.log({"loss": 0.2}, step=0)
-    with pytest.raises(RuntimeError), client.start_run(
-        "c", params={"lr": 0.001}, project="other", capture=False
-    ) as run_c:
+    with (
+        pytest.raises(RuntimeError),
+        client.start_run("c", params={"lr": 0.001}, project="other", capture=False) as run_c,
+    ):
         run_c.log({"loss": 0.9}, step=0)
         raise RuntimeError("diverged")
     client.flush()
@@ -99,11 +101,15 @@ def test_ls_json_has_runs_and_values(store: Store) -> None:
 
 def test_ls_filters_orders_and_scopes_to_a_project(store: Store) -> None:
     base = ("runs", "ls", "--uri", store.uri, "--json")
-    assert names(invoke(*base, "--filter", "metrics.loss < 0.6",
-                        "--order-by", "metrics.loss")) == ["b", "a"]
+    assert names(invoke(*base, "--filter", "metrics.loss < 0.6", "--order-by", "metrics.loss")) == [
+        "b",
+        "a",
+    ]
     assert names(invoke(*base, "--order-by", "metrics.loss desc")) == ["c", "a", "b"]
-    assert names(invoke(*base, "--filter", "params.bs = '32'", "--order-by", "name desc")) \
-        == ["b", "a"]
+    assert names(invoke(*base, "--filter", "params.bs = '32'", "--order-by", "name desc")) == [
+        "b",
+        "a",
+    ]
     assert names(invoke(*base, "--project", "other")) == ["c"]
     assert names(invoke(*base, "--filter", "attributes.status = 'failed'")) == ["c"]
 
@@ -123,19 +129,30 @@ def test_ls_unknown_column_is_invalid(store: Store) -> None:
 
 
 def test_ls_pages_with_a_cursor_hint_and_all_follows_it(store: Store) -> None:
-    first = invoke("runs", "ls", "--uri", store.uri, "--limit", "2",
-                   "--order-by", "name")
+    first = invoke("runs", "ls", "--uri", store.uri, "--limit", "2", "--order-by", "name")
     assert first.exit_code == 0, first.output
     assert len(first.stdout.splitlines()) == 3  # header and two runs
     hint = first.stderr.strip()
     assert hint.startswith("more runs: add --cursor ")
     cursor = hint.split("--cursor ")[1].split()[0]
-    rest = invoke("runs", "ls", "--uri", store.uri, "--limit", "2", "--order-by", "name",
-                  "--cursor", cursor, "--json")
+    rest = invoke(
+        "runs",
+        "ls",
+        "--uri",
+        store.uri,
+        "--limit",
+        "2",
+        "--order-by",
+        "name",
+        "--cursor",
+        cursor,
+        "--json",
+    )
     assert names(rest) == ["c"]
     assert json.loads(rest.stdout)["next_cursor"] is None
-    every = invoke("runs", "ls", "--uri", store.uri, "--limit", "1", "--order-by", "name",
-                   "--all", "--json")
+    every = invoke(
+        "runs", "ls", "--uri", store.uri, "--limit", "1", "--order-by", "name", "--all", "--json"
+    )
     assert names(every) == ["a", "b", "c"]
     assert json.loads(every.stdout)["next_cursor"] is None
 
@@ -198,8 +215,13 @@ def test_show_json(store: Store) -> None:
     assert data["id"] == store.a and data["name"] == "a"
     assert data["notes"] == "first try\nwith warmup"
     assert data["metrics"]["loss"] == {
-        "key": "loss", "last": 0.3, "last_step": 1, "last_timestamp": data["metrics"]["loss"][
-            "last_timestamp"], "min": 0.3, "max": 0.5, "count": 2,
+        "key": "loss",
+        "last": 0.3,
+        "last_step": 1,
+        "last_timestamp": data["metrics"]["loss"]["last_timestamp"],
+        "min": 0.3,
+        "max": 0.5,
+        "count": 2,
     }
     assert data["environment"]["python_version"]
     assert isinstance(data["environment"]["packages"], dict)
@@ -239,8 +261,9 @@ def test_compare_json(store: Store) -> None:
     params = {p["key"]: p for p in data["params"]}
     assert params["lr"] == {"key": "lr", "values": ["0.1", "0.01", "0.001"], "differs": True}
     assert params["bs"] == {"key": "bs", "values": ["32", "32", None], "differs": True}
-    two = json.loads(invoke("runs", "compare", store.a, store.b, "--uri", store.uri,
-                            "--json").stdout)
+    two = json.loads(
+        invoke("runs", "compare", store.a, store.b, "--uri", store.uri, "--json").stdout
+    )
     assert {p["key"]: p["differs"] for p in two["params"]} == {"bs": False, "lr": True}
     loss = next(m for m in data["metrics"] if m["key"] == "loss")
     assert [v["last"] for v in loss["values"]] == [0.3, 0.2, 0.9]
@@ -267,9 +290,15 @@ def test_projects_ls(store: Store) -> None:
     assert all(p["last_activity"] for p in data)
 
 
-@pytest.mark.parametrize("command", [
-    ["runs", "ls"], ["runs", "show"], ["runs", "compare"], ["projects", "ls"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs", "ls"],
+        ["runs", "show"],
+        ["runs", "compare"],
+        ["projects", "ls"],
+    ],
+)
 def test_help(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0
@@ -295,14 +324,20 @@ def test_real_cairn_against_a_real_server(server: str) -> None:
     exe = _cairn_executable()
     listed = subprocess.run(
         [exe, "runs", "ls", "--uri", server, "--project", project, "--json"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert listed.returncode == 0, listed.stderr
     (found,) = json.loads(listed.stdout)["runs"]
     assert found["id"] == run.id and found["params"] == {"lr": "0.5"}
     shown = subprocess.run(
         [exe, "runs", "show", "runs/01JD2Q0M5Y8C3T7H9K1V6W4X2Z", "--uri", server],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert shown.returncode == EXIT_CODES["not_found"]
     assert shown.stderr.startswith("error (not_found): ")

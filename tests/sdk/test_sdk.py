@@ -15,8 +15,9 @@ from cairn.domain.ids import is_ulid
 
 
 def test_run_lifecycle(sdk_uri: str) -> None:
-    with cairn.start_run(name="baseline", params={"lr": 0.01, "layers": 3},
-                         tags={"team": "nlp"}, experiment="sgd") as run:
+    with cairn.start_run(
+        name="baseline", params={"lr": 0.01, "layers": 3}, tags={"team": "nlp"}, experiment="sgd"
+    ) as run:
         assert is_ulid(run.id)
         for step in range(50):
             run.log({"loss": 1 / (step + 1), "acc": step / 50}, step=step)
@@ -30,7 +31,13 @@ def test_run_lifecycle(sdk_uri: str) -> None:
     assert got.tags == {"team": "nlp", "stage": "dev"}
     assert got.notes == "first try\n\nlr looks too high"
     loss = got.metrics["loss"]
-    assert (loss.count, loss.last, loss.last_step, loss.min, loss.max) == (50, 1 / 50, 49, 1 / 50, 1.0)
+    assert (loss.count, loss.last, loss.last_step, loss.min, loss.max) == (
+        50,
+        1 / 50,
+        49,
+        1 / 50,
+        1.0,
+    )
     assert got.end_time is not None and got.end_time >= got.start_time
 
 
@@ -102,10 +109,14 @@ def test_child_runs_record_their_parent(sdk_uri: str) -> None:
 def test_search_filters_orders_and_pages(sdk_uri: str) -> None:
     ids = []
     for i in range(12):
-        with cairn.start_run(name=f"r{i}", params={"p": f"v{i % 3}"}, tags={"odd": str(i % 2)}) as run:
+        with cairn.start_run(
+            name=f"r{i}", params={"p": f"v{i % 3}"}, tags={"odd": str(i % 2)}
+        ) as run:
             run.log({"acc": i / 12}, step=0)
         ids.append(run.id)
-    found = cairn.search_runs("metrics.acc >= 0.5 and params.p = 'v0'", order_by=["metrics.acc desc"])
+    found = cairn.search_runs(
+        "metrics.acc >= 0.5 and params.p = 'v0'", order_by=["metrics.acc desc"]
+    )
     assert [r.name for r in found] == ["r9", "r6"]
     seen, cursor = [], None
     while True:
@@ -208,8 +219,9 @@ def test_runs_open_at_exit_are_flushed_and_killed(sdk_uri: str, tmp_path: Path) 
             run.log({{"loss": 1.0 / (i + 1)}}, step=i)
         print(run.id)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     run = cairn.get_run(result.stdout.strip())
     assert run.status is cairn.RunStatus.KILLED
@@ -244,7 +256,8 @@ def test_http_path_loads_neither_store_nor_web_stack(server: str) -> None:
                               "fastapi", "alembic") if m in sys.modules]
         print(",".join(loaded))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""

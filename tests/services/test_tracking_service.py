@@ -92,23 +92,6 @@ def values_of(tracking: TrackingService, run_id: str, key: str, **kw: Any) -> li
 # ---------------------------------------------------------------------------- projects
 
 
-LIST_PROJECTS_PG_BUG = (
-    "ProjectRepository.list_summaries casts a boolean to BIGINT (the runs.pk type), which "
-    "PostgreSQL refuses: 'cannot cast type boolean to bigint'"
-)
-
-
-RESEND_PG_BUG = (
-    "BatchRepository.claim trusts result.rowcount of INSERT .. ON CONFLICT DO NOTHING; with "
-    "SQLAlchemy 2.1 + psycopg it is -1 (no preserve_rowcount), so every resend is applied again"
-)
-
-
-def xfail_on_postgresql(request: pytest.FixtureRequest, database: Database, reason: str) -> None:
-    if database.dialect == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 def test_create_and_get_projects(tracking: TrackingService, database: Database) -> None:
     alpha = tracking.create_project("alpha", "the first one", actor="ana")
     assert alpha.name == "alpha"
@@ -125,7 +108,6 @@ def test_create_and_get_projects(tracking: TrackingService, database: Database) 
 def test_list_projects(
     tracking: TrackingService, database: Database, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on_postgresql(request, database, LIST_PROJECTS_PG_BUG)
     tracking.create_project("beta")
     tracking.create_project("alpha")
     summaries = {s.project.name: s for s in tracking.list_projects()}
@@ -404,7 +386,6 @@ def test_changed_param_is_a_conflict_and_writes_nothing(
 def test_resent_batch_is_applied_once(
     tracking: TrackingService, database: Database, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on_postgresql(request, database, RESEND_PG_BUG)
     start = new_start()
     batch = Batch(
         "resend-key-1",

@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "already_exists": 409,
     "conflict": 409,
+    "method_not_allowed": 405,
     "too_large": 413,
     "rate_limited": 429,
     "internal": 500,
@@ -37,7 +38,7 @@ _CODE_BY_STATUS = {
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
-    405: "invalid",
+    405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
     429: "rate_limited",
@@ -69,7 +70,11 @@ async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [
-        {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+        {
+            # A body that is not JSON at all: the location is a character offset.
+            "field": "body" if e.get("type") == "json_invalid" else _field_of(tuple(e["loc"])),
+            "message": str(e.get("msg", "")),
+        }
         for e in exc.errors()[:20]
     ]
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}

@@ -12,6 +12,7 @@ envelope back into the same class, so ``except NotFound`` works embedded and rem
     ├── NotFound               not_found   404
     ├── AlreadyExists          already_exists 409
     ├── Conflict               conflict    409   e.g. a param logged again with another value
+    ├── MethodNotAllowed       method_not_allowed 405 (HTTP only)
     ├── TooLarge               too_large   413
     ├── SchemaOutdated         schema_outdated 503  the store needs ``cairn db upgrade``
     └── Unavailable            unavailable 503   the server cannot be reached (client side)
@@ -75,6 +76,10 @@ class Conflict(CairnError):
     code = "conflict"
 
 
+class MethodNotAllowed(CairnError):
+    code = "method_not_allowed"
+
+
 class TooLarge(CairnError):
     code = "too_large"
 
@@ -95,6 +100,7 @@ ERRORS_BY_CODE: dict[str, type[CairnError]] = {
         Unauthenticated,
         Forbidden,
         NotFound,
+        MethodNotAllowed,
         AlreadyExists,
         Conflict,
         TooLarge,

@@ -78,6 +78,13 @@ class SeriesIn(Wire):
     timestamps: list[int]
     values: list[float]
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _no_booleans(cls, values: Any) -> Any:
+        if isinstance(values, list) and any(v is True or v is False for v in values):
+            raise ValueError("metric values are numbers, not true or false")
+        return values
+
 
 class RunBatchIn(Wire):
     run_id: str

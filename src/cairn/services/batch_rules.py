@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from cairn.domain.errors import Invalid, TooLarge
 from cairn.domain.ids import is_ulid
-from cairn.domain.records import Batch, RunBatch
+from cairn.domain.records import Batch, RunBatch, RunStatus
 from cairn.domain.validation import (
     LIMITS,
+    STEP_MAX,
+    STEP_MIN,
     check_key,
     check_project_name,
     check_text,
@@ -81,8 +83,19 @@ def _check_item(item: RunBatch, where: str) -> None:
                 f"(got {len(series.steps)}, {len(series.timestamps)}, {n})",
                 field=f"metrics.{key}",
             )
+        for name, column in (("steps", series.steps), ("timestamps", series.timestamps)):
+            if column and (min(column) < STEP_MIN or max(column) > STEP_MAX):
+                raise Invalid(
+                    f"metrics.{key}.{name}: every value must fit in a signed 64-bit integer",
+                    field=f"metrics.{key}.{name}",
+                )
     if item.notes is not None:
         check_text(item.notes, f"{where}.notes", "notes_length")
+    if item.end is not None and item.end.status is RunStatus.RUNNING:
+        raise Invalid(
+            f"{where}.end.status: a run ends finished, failed or killed, not running",
+            field=f"{where}.end.status",
+        )
 
 
 def _merge_into(target: RunBatch, item: RunBatch, where: str) -> None:

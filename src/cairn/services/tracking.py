@@ -79,42 +79,9 @@ class TrackingService:
 
     def _apply(self, tx: Tx, items: list[RunBatch], actor: str | None) -> None:
         runs = RunRepository(tx.conn)
-        projects = ProjectRepository(tx.conn)
         events: list[NewEvent] = []
         known = runs.keys(item.run_id for item in items)
-        project_ids: dict[str, int] = {}
-        to_create: list[tuple[RunStart, int, RunEnd | None]] = []
-        for item in items:
-            start = item.start
-            if start is None:
-                if item.run_id not in known:
-                    raise NotFound(
-                        f"run {item.run_id!r} does not exist", details={"run_id": item.run_id}
-                    )
-                continue
-            if start.project not in project_ids:
-                project, created = projects.ensure(start.project)
-                project_ids[start.project] = project.id
-                if created:
-                    events.append(
-                        NewEvent(
-                            "project.created",
-                            "project",
-                            project.name,
-                            project.id,
-                            after={"name": project.name},
-                        )
-                    )
-            project_id = project_ids[start.project]
-            existing = known.get(item.run_id)
-            if existing is not None:
-                if existing.project_id != project_id:
-                    raise Conflict(
-                        f"run {item.run_id} already exists in another project",
-                        details={"run_id": item.run_id},
-                    )
-                continue  # a resumed run: its start is already recorded
-            to_create.append((start, project_id, item.end))
+        to_create = self._runs_to_create(tx, items, known, events)
         new_pks = runs.insert(to_create)
         created_ids = set(new_pks)
         keys: dict[str, RunKey] = dict(known)
@@ -145,6 +112,47 @@ class TrackingService:
         touched = [keys[i.run_id].pk for i in items if i.run_id not in created_ids]
         runs.touch(touched)
         EventRepository(tx.conn).add_many(actor, events)
+
+    @staticmethod
+    def _runs_to_create(
+        tx: Tx, items: list[RunBatch], known: dict[str, RunKey], events: list[NewEvent]
+    ) -> list[tuple[RunStart, int, RunEnd | None]]:
+        """New runs of a batch with their project ids; projects are made on first use."""
+        projects = ProjectRepository(tx.conn)
+        project_ids: dict[str, int] = {}
+        to_create: list[tuple[RunStart, int, RunEnd | None]] = []
+        for item in items:
+            start = item.start
+            if start is None:
+                if item.run_id not in known:
+                    raise NotFound(
+                        f"run {item.run_id!r} does not exist", details={"run_id": item.run_id}
+                    )
+                continue
+            if start.project not in project_ids:
+                project, created = projects.ensure(start.project)
+                project_ids[start.project] = project.id
+                if created:
+                    events.append(
+                        NewEvent(
+                            "project.created",
+                            "project",
+                            project.name,
+                            project.id,
+                            after={"name": project.name},
+                        )
+                    )
+            project_id = project_ids[start.project]
+            existing = known.get(item.run_id)
+            if existing is None:
+                to_create.append((start, project_id, item.end))
+            elif existing.project_id != project_id:
+                raise Conflict(
+                    f"run {item.run_id} already exists in another project",
+                    details={"run_id": item.run_id},
+                )
+            # else: a resumed run, whose start is already recorded
+        return to_create
 
     def start_run(self, start: RunStart, actor: str | None = None) -> Run:
         self.log_batch(Batch(f"start-{start.id}", [RunBatch(start.id, start=start)]), actor)

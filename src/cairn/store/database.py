@@ -49,7 +49,11 @@ class Database:
         self.engine: Engine = make_engine(self.location.database_url)
         self.dialect = self.engine.dialect.name
         self.metric_keys = KeyCache()
-        ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+        try:
+            ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @contextmanager
     def write(self) -> Iterator[Tx]:

@@ -43,12 +43,33 @@ def _is_empty(connection: Connection) -> bool:
     return not names
 
 
+def check_known(current: str | None, *, empty: bool = True) -> None:
+    """Refuse a store this Cairn cannot upgrade: from a newer Cairn, or not from Cairn."""
+    head = head_revision()
+    if current is None:
+        if not empty:
+            raise SchemaOutdated(
+                "the store has tables but no schema revision: it was not made by Cairn, "
+                "or its alembic_version table was lost; restore it from a backup",
+                details={"current": None, "head": head},
+            )
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    if current not in {rev.revision for rev in script.walk_revisions()}:
+        raise SchemaOutdated(
+            f"the store is at schema revision {current}, which this version of Cairn "
+            "does not know: it was written by a newer Cairn; upgrade Cairn",
+            details={"current": current, "head": head},
+        )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Bring the store to ``revision``; returns (from, to). Safe with concurrent callers."""
     with engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
         before = current_revision(conn)
+        check_known(before, empty=_is_empty(conn))
         command.upgrade(alembic_config(conn), revision)
         after = current_revision(conn)
     assert after is not None
@@ -64,17 +85,10 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
         conn.rollback()
     if current == head:
         return
+    check_known(current, empty=empty)
     if empty or auto_upgrade:
         upgrade(engine)
         return
-    script = ScriptDirectory.from_config(alembic_config())
-    known = {rev.revision for rev in script.walk_revisions()}
-    if current is not None and current not in known:
-        raise SchemaOutdated(
-            f"the store is at schema revision {current}, which this version of Cairn "
-            "does not know: it was written by a newer Cairn; upgrade Cairn",
-            details={"current": current, "head": head},
-        )
     raise SchemaOutdated(
         f"the store is at schema revision {current or 'none'} and this Cairn needs "
         f"{head}: run `cairn db upgrade` (back up the store first)",

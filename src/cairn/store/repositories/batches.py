@@ -23,5 +23,6 @@ class BatchRepository:
         """
         insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
         stmt = insert(_B).values(key=key, applied_at=now_ms(), runs=runs, points=points)
-        result = self.conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
-        return bool(result.rowcount)
+        # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
+        claimed = stmt.on_conflict_do_nothing(index_elements=["key"]).returning(_B.c.key)
+        return self.conn.execute(claimed).first() is not None

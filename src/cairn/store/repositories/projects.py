@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -45,14 +45,15 @@ class ProjectRepository:
             return existing, False
         insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
         stmt = insert(_P).values(name=name, description=description, created_at=now_ms())
-        created = self.conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-        return self.get(name), bool(created.rowcount)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["name"]).returning(_P.c.id)
+        created = self.conn.execute(stmt).first() is not None
+        return self.get(name), created
 
     def update(self, project_id: int, description: str) -> None:
         self.conn.execute(_P.update().where(_P.c.id == project_id).values(description=description))
 
     def list_summaries(self) -> list[ProjectSummary]:
-        running = func.sum((_R.c.status == RunStatus.RUNNING.value).cast(_R.c.pk.type))
+        running = func.sum(case((_R.c.status == RunStatus.RUNNING.value, 1), else_=0))
         counts = (
             select(
                 _R.c.project_id,
