@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -117,6 +118,26 @@ def database(db_url: str) -> Iterator[object]:
     db = Database(db_url)
     yield db
     db.close()
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[Any]:
+    """The app in-process (FastAPI's TestClient), on a fresh store of each database."""
+    import warnings
+
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    from cairn.api.app import create_app
+    from cairn.settings import Settings
+    from cairn.store.database import Database
+
+    with warnings.catch_warnings():  # until the dev extra installs httpx2, starlette warns
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient
+
+    app = create_app(Settings(store=db_url), database=Database(db_url))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
 
 
 @pytest.fixture

@@ -22,4 +22,6 @@ class Settings:
     workers: int = field(default_factory=lambda: int(os.environ.get("CAIRN_WORKERS", "1")))
     # The server never upgrades a store by itself: other processes may use the old schema.
     auto_upgrade: bool = field(default_factory=lambda: _env_bool("CAIRN_AUTO_UPGRADE", False))
-    max_request_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int = field(
+        default_factory=lambda: int(os.environ.get("CAIRN_MAX_REQUEST_BYTES", str(64 << 20)))
+    )

@@ -8,7 +8,6 @@ import json
 import math
 import pkgutil
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,10 +18,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from cairn import __version__
 from cairn.api import routes as routes_package
-from cairn.api.app import create_app
 from cairn.domain.ids import new_ulid
-from cairn.settings import Settings
-from cairn.store.database import Database
 from cairn.store.schema import head_revision
 
 with warnings.catch_warnings():  # until the dev extra installs httpx2, starlette warns once
@@ -32,13 +28,6 @@ with warnings.catch_warnings():  # until the dev extra installs httpx2, starlett
 START = "2024-03-01T12:00:00Z"
 TS0 = 1_709_294_400_000
 API = "/api/v1"
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    app = create_app(Settings(store=db_url), database=Database(db_url))
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 def is_postgresql(client: TestClient) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,8 @@ import pytest
 from sqlalchemy import select
 from starlette.exceptions import StarletteDeprecationWarning
 
-from cairn.api.app import create_app
 from cairn.domain.ids import new_ulid
 from cairn.domain.validation import LIMITS
-from cairn.settings import Settings
 from cairn.store.database import Database
 from cairn.store.tables import Base
 
@@ -37,13 +35,6 @@ with warnings.catch_warnings():  # until the dev extra installs httpx2, starlett
 API = "/api/v1"
 START = "2024-03-01T12:00:00Z"
 TS0 = 1_709_294_400_000
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    app = create_app(Settings(store=db_url), database=Database(db_url))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -20,13 +20,10 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from cairn.api.app import create_app
 from cairn.api.errors import STATUS_BY_CODE
 from cairn.domain.errors import ERRORS_BY_CODE
 from cairn.domain.ids import new_ulid
 from cairn.domain.validation import LIMITS
-from cairn.settings import Settings
-from cairn.store.database import Database
 
 with warnings.catch_warnings():  # until the dev extra installs httpx2, starlette warns once
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -35,13 +32,6 @@ with warnings.catch_warnings():  # until the dev extra installs httpx2, starlett
 API = "/api/v1"
 START = "2024-03-01T12:00:00Z"
 TS0 = 1_709_294_400_000
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    app = create_app(Settings(store=db_url), database=Database(db_url))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -479,3 +469,36 @@ def test_error_bodies_are_plain_json(client: TestClient) -> None:
         client.post(f"{API}/projects", json={}),
     ):
         json.loads(response.text, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+
+
+def test_oversized_body_is_refused_with_413(db_url: str) -> None:
+    """Over ``max_request_bytes``, by Content-Length and while streaming a chunked body."""
+    import warnings
+
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    from cairn.api.app import create_app
+    from cairn.settings import Settings
+    from cairn.store.database import Database
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient
+
+    settings = Settings(store=db_url, max_request_bytes=1000)
+    with TestClient(create_app(settings, database=Database(db_url))) as small:
+        body = {"name": "p" * 50, "description": "x" * 2000}
+        error = assert_envelope(small.post(f"{API}/projects", json=body), 413, "too_large")
+        assert error["details"]["max"] == 1000
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"name": "p", "description": "'
+            for _ in range(10):
+                yield b"x" * 200
+            yield b'"}'
+
+        streamed = small.post(
+            f"{API}/projects", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert_envelope(streamed, 413, "too_large")
+        assert small.get(f"{API}/projects").json() == []

@@ -38,6 +38,6 @@ def test_readme_commands_exist() -> None:
 
     text = README.read_text()
     for command in re.findall(r"^cairn ([a-z]+(?: [a-z]+)?)", text, flags=re.M):
-        args = command.split() + ["--help"]
+        args = [*command.split(), "--help"]
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, (command, result.output)

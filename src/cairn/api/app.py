@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from cairn._version import __version__
 from cairn.api.errors import install_error_handlers
+from cairn.api.limits import BodySizeLimit
 from cairn.api.routes import batches, health, projects, runs
 from cairn.services.tracking import TrackingService
 from cairn.settings import Settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.db = db
     app.state.tracking = TrackingService(db)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     for module in (projects, runs, batches):
         app.include_router(module.router, prefix="/api/v1")

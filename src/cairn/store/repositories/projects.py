@@ -44,8 +44,8 @@ class ProjectRepository:
         if existing is not None:
             return existing, False
         insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(_P).values(name=name, description=description, created_at=now_ms())
-        stmt = stmt.on_conflict_do_nothing(index_elements=["name"]).returning(_P.c.id)
+        values = insert(_P).values(name=name, description=description, created_at=now_ms())
+        stmt = values.on_conflict_do_nothing(index_elements=["name"]).returning(_P.c.id)
         created = self.conn.execute(stmt).first() is not None
         return self.get(name), created
 
