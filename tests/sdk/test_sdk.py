@@ -261,3 +261,28 @@ def test_http_path_loads_neither_store_nor_web_stack(server: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def _log_in_forked_child(parent_run_id: str, queue: object) -> None:
+    with cairn.start_run(name="forked", parent=parent_run_id) as run:
+        run.log({"x": 1.0}, step=0)
+    cairn.flush()  # a forked child leaves through os._exit: no atexit handlers
+    queue.put(run.id)  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_logs_through_its_own_sender(sdk_uri: str) -> None:
+    import multiprocessing
+
+    with cairn.start_run(name="parent") as parent:
+        for step in range(100):
+            parent.log({"loss": 1.0}, step=step)
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_log_in_forked_child, args=(parent.id, queue))
+        child.start()
+        child_id = queue.get(timeout=60)
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    assert cairn.get_run(child_id).metrics["x"].count == 1
+    assert cairn.get_run(child_id).parent_id == parent.id
+    assert cairn.get_run(parent.id).metrics["loss"].count == 100  # nothing sent twice

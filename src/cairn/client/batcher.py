@@ -13,7 +13,9 @@ raised by the next explicit ``flush()``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +43,7 @@ class _Mark:
 
     done: threading.Event = field(default_factory=threading.Event)
     errors: list[CairnError] = field(default_factory=list)
+    takes_errors: bool = True  # False for the flush before a read: errors wait for flush()
 
 
 class Batcher:
@@ -60,8 +63,21 @@ class Batcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._errors: list[CairnError] = []
+        self._start_thread()
+        _BATCHERS.add(self)
+
+    def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="cairn-batcher", daemon=True)
         self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child inherits the queue but not the thread: the parent sends what was
+        queued before the fork, the child starts afresh with its own thread."""
+        self.queue.clear()
+        self._errors.clear()
+        self._wake = threading.Event()
+        if not self._stop.is_set():
+            self._start_thread()
 
     # -- producer side (any thread) -------------------------------------------------
 
@@ -70,11 +86,15 @@ class Batcher:
         if len(self.queue) >= self.high_water:
             self._wake.set()
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything queued so far is stored; raise what the server refused."""
+    def flush(self, timeout: float | None = None, *, raise_refused: bool = True) -> None:
+        """Wait until everything queued so far is stored; raise what the server refused.
+
+        With ``raise_refused=False`` (a read that wants to see earlier writes) refused
+        batches are left for the next plain ``flush()`` to report.
+        """
         if self._stop.is_set():
             raise Unavailable(f"this client is closed; {len(self.queue)} items were not sent")
-        mark = _Mark()
+        mark = _Mark(takes_errors=raise_refused)
         self.queue.append((MARK, mark))
         self._wake.set()
         if not mark.done.wait(timeout):
@@ -120,8 +140,9 @@ class Batcher:
             if builder.runs:
                 self._deliver(builder.build())
             for mark in marks:
-                mark.errors.extend(self._errors)
-                self._errors.clear()
+                if mark.takes_errors:
+                    mark.errors.extend(self._errors)
+                    self._errors.clear()
                 mark.done.set()
 
     def _deliver(self, batch: Batch) -> None:
@@ -149,6 +170,17 @@ class Batcher:
         """A refused batch of several runs: send run by run so one bad run spoils nothing."""
         for item in batch.runs:
             self._deliver(Batch(f"{batch.idempotency_key}.{item.run_id}", [item]))
+
+
+_BATCHERS: weakref.WeakSet[Batcher] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for batcher in list(_BATCHERS):
+        batcher._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class _BatchBuilder:

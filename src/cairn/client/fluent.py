@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped]
 
 DEFAULT_PROJECT = "default"
+READ_WAIT_S = 30.0  # how long a read waits for queued writes before it goes ahead
 _CAPTURE_PARTS = frozenset({"git", "environment", "command"})
 
 
@@ -190,12 +191,20 @@ class Client:
             self._open.pop(run.id, None)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything logged through this client is stored."""
+        """Wait until everything logged through this client is stored.
+
+        Raises what the server refused since the last flush (bad input logged in the
+        background), and ``Unavailable`` when ``timeout`` passes first.
+        """
         self.batcher.flush(timeout)
+
+    def _settle(self) -> None:
+        """Before a read: let earlier writes land, but never wait forever for a server."""
+        self.batcher.flush(READ_WAIT_S, raise_refused=False)
 
     def get_run(self, run_id: str) -> Run:
         """A run with its params, tags, metric summaries, status, git and environment."""
-        self.flush()
+        self._settle()
         return self.backend.get_run(run_id)
 
     def update_run(
@@ -206,7 +215,7 @@ class Client:
         experiment: str | None = None,
         notes: str | None = None,
     ) -> Run:
-        self.flush()
+        self._settle()
         return self.backend.update_run(run_id, name=name, experiment=experiment, notes=notes)
 
     def get_metric_history(
@@ -219,7 +228,7 @@ class Client:
         max_step: int | None = None,
     ) -> MetricHistory:
         """A metric's points; with ``max_points`` at most that many, spikes kept."""
-        self.flush()
+        self._settle()
         return self.backend.metric_history(
             run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
         )
@@ -237,7 +246,7 @@ class Client:
 
         ``project=None`` searches the client's project when one was set, else all.
         """
-        self.flush()
+        self._settle()
         if isinstance(order_by, str):
             order_by = [order_by]
         page = self.backend.search_runs(
@@ -248,13 +257,13 @@ class Client:
         return runs
 
     def git_diff(self, run_id: str) -> str | None:
-        self.flush()
+        self._settle()
         return self.backend.get_git_diff(run_id)
 
     # -- projects -------------------------------------------------------------------
 
     def list_projects(self) -> list[ProjectSummary]:
-        self.flush()
+        self._settle()
         return self.backend.list_projects()
 
     def create_project(self, name: str, description: str = "") -> Project:

@@ -7,7 +7,9 @@ acknowledged write is durable. Reads use ``Database.read()``.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +45,18 @@ class KeyCache:
             self.names.update({key_id: name for name, key_id in found.items()})
 
 
+_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Pooled connections belong to the parent: a forked child opens its own."""
+    for db in list(_DATABASES):
+        db.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Database:
     def __init__(self, location: StoreLocation | str, *, auto_upgrade: bool = True) -> None:
         self.location = location if isinstance(location, StoreLocation) else resolve_store(location)
@@ -54,6 +68,7 @@ class Database:
         except BaseException:
             self.engine.dispose()
             raise
+        _DATABASES.add(self)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
