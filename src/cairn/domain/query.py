@@ -34,18 +34,17 @@ at a column. ``store/search.py`` compiles the tree to SQL.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NoReturn
 
 from cairn.domain.errors import Invalid
+from cairn.domain.query_tokens import OPS, PLAIN_KEY, Op, Token, fail, tokenize
 from cairn.domain.validation import LIMITS
 
 FieldKind = Literal["metric", "param", "tag", "attribute"]
 Aggregate = Literal["last", "min", "max", "count"]
-Op = Literal["=", "!=", "<", "<=", ">", ">=", "like", "ilike"]
 Value = str | int | float | bool
 AttributeType = Literal["text", "time", "number"]
 
@@ -173,153 +172,7 @@ _PREFIXES: dict[str, FieldKind] = {
     "attribute": "attribute",
     "attr": "attribute",
 }
-_KEYWORDS = frozenset(
-    {"and", "or", "not", "in", "is", "null", "like", "ilike", "true", "false"}
-    | {"order", "by", "asc", "desc"}
-)
-_OPS: dict[str, Op] = {"<=": "<=", ">=": ">=", "!=": "!=", "<>": "!=", "=": "=", "<": "<", ">": ">"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# ---------------------------------------------------------------------------- tokens
-
-_SPACE = re.compile(r"\s+")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SEGMENT = re.compile(r"[A-Za-z0-9_]+")
-_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_PLAIN = {q: re.compile(r"[^\\" + q + "]+") for q in "'\"`"}
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "`": "`"}
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: Literal["path", "string", "number", "op", "keyword", "punct", "end"]
-    text: str  # as written
-    column: int  # 1-based
-    value: object = None  # path: tuple of (text, quoted); string/number: the value
-
-
-def _fail(field: str, token: str, column: int, reason: str, **extra: object) -> NoReturn:
-    if not token:
-        shown = f"end of {field.replace('_', ' ')}"
-    elif not token.isprintable():
-        shown = repr(_clip(token))
-    else:  # a string literal shows as written; anything else in single quotes
-        shown = _clip(token) if token[0] in "'\"" else f"'{_clip(token)}'"
-    raise Invalid(
-        f"unexpected {shown} at column {column}: {reason}",
-        field=field,
-        details={"column": column, "token": token, **extra},
-    )
-
-
-def _clip(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _read_quoted(text: str, start: int, field: str) -> tuple[str, int]:
-    quote, plain, parts, i, n = text[start], _PLAIN[text[start]], [], start + 1, len(text)
-    while i < n:
-        m = plain.match(text, i)
-        if m:
-            parts.append(m.group())
-            i = m.end()
-            continue
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= n:
-                break
-            esc = text[i + 1]
-            parts.append(_ESCAPES.get(esc, "\\" + esc))
-            i += 2
-        elif i + 1 < n and text[i + 1] == quote:  # SQL's doubled quote
-            parts.append(quote)
-            i += 2
-        else:
-            return "".join(parts), i + 1
-    _fail(field, quote, start + 1, f"this {quote} is never closed")
-
-
-def _tokenize(text: str, field: str) -> list[_Token]:
-    nul = text.find("\x00")
-    if nul >= 0:  # no database stores one (PostgreSQL refuses them in text)
-        _fail(field, "\x00", nul + 1, "a filter cannot hold a NUL character")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # e.g. a lone surrogate from a JSON "\ud800"
-        _fail(field, text[exc.start], exc.start + 1, "a filter must be valid Unicode text")
-    tokens: list[_Token] = []
-    i, n = 0, len(text)
-    while True:
-        m = _SPACE.match(text, i)
-        if m:
-            i = m.end()
-        if i >= n:
-            tokens.append(_Token("end", "", n + 1))
-            return tokens
-        c, col = text[i], i + 1
-        if c in "(),":
-            tokens.append(_Token("punct", c, col))
-            i += 1
-        elif c in "<>=!":
-            op = next((o for o in _OPS if text.startswith(o, i)), None)
-            if op is None:
-                _fail(field, c, col, "expected a comparison operator")
-            tokens.append(_Token("op", op, col, _OPS[op]))
-            i += len(op)
-        elif c in "'\"":
-            value, end = _read_quoted(text, i, field)
-            tokens.append(_Token("string", text[i:end], col, value))
-            i = end
-        elif c in "-.0123456789":
-            i = _number(text, i, field, tokens)
-        elif _WORD.match(text, i):
-            i = _path(text, i, field, tokens)
-        else:
-            _fail(field, c, col, "expected a field, a value, an operator or a parenthesis")
-
-
-def _number(text: str, i: int, field: str, tokens: list[_Token]) -> int:
-    m = _NUMBER.match(text, i)
-    end = m.end() if m else i + 1
-    while end < len(text) and (text[end].isalnum() or text[end] in "_.`"):
-        end += 1
-    word = text[i:end]
-    if m is None or m.end() != end:
-        _fail(field, word, i + 1, "expected a number such as 3, -0.5 or 1e-3")
-    try:
-        value: int | float = int(word) if word.strip("-").isdigit() else float(word)
-    except ValueError:  # more digits than int() converts
-        _fail(field, word, i + 1, "this number is too long")
-    if value in (float("inf"), float("-inf")):
-        _fail(field, word, i + 1, "this number is out of range")
-    tokens.append(_Token("number", word, i + 1, value))
-    return end
-
-
-def _path(text: str, i: int, field: str, tokens: list[_Token]) -> int:
-    m = _WORD.match(text, i)
-    assert m is not None
-    segments = [(m.group(), False)]
-    j, n = m.end(), len(text)
-    while j < n and text[j] == ".":
-        k = j + 1
-        if k < n and text[k] in '`"':
-            key, j = _read_quoted(text, k, field)
-            segments.append((key, True))
-            continue
-        seg = _SEGMENT.match(text, k)
-        if seg is None:
-            _fail(field, text[k : k + 1], k + 1, "expected a key after '.'")
-        segments.append((seg.group(), False))
-        j = seg.end()
-    word = text[i:j]
-    if len(segments) == 1 and word.lower() in _KEYWORDS:
-        tokens.append(_Token("keyword", word, i + 1, word.lower()))
-    else:
-        tokens.append(_Token("path", word, i + 1, tuple(segments)))
-    return j
-
 
 # ---------------------------------------------------------------------------- parser
 
@@ -329,16 +182,16 @@ class _Parser:
         self.field = field
         self.extra = extra
         self.attributes = attributes
-        self.tokens = _tokenize(text, field)
+        self.tokens = tokenize(text, field)
         self.pos = 0
 
-    def fail(self, token: _Token, reason: str) -> NoReturn:
-        _fail(self.field, token.text, token.column, reason, **self.extra)
+    def fail(self, token: Token, reason: str) -> NoReturn:
+        fail(self.field, token.text, token.column, reason, **self.extra)
 
-    def peek(self) -> _Token:
+    def peek(self) -> Token:
         return self.tokens[self.pos]
 
-    def take(self) -> _Token:
+    def take(self) -> Token:
         token = self.tokens[self.pos]
         if token.kind != "end":
             self.pos += 1
@@ -435,7 +288,7 @@ class _Parser:
             return IsNull(field, negated)
         op: Op
         if token.kind == "op":
-            op = _OPS[token.text]
+            op = OPS[token.text]
         elif token.kind == "keyword" and token.value in ("like", "ilike"):
             op = "like" if token.value == "like" else "ilike"
             if self.value_type(field) in ("number", "time"):
@@ -444,7 +297,7 @@ class _Parser:
             self.fail(token, "expected a comparison operator (= != < <= > >= like ilike in is)")
         return Comparison(field, op, self.value(field, op, self.take()))
 
-    def field_of(self, token: _Token) -> Field:
+    def field_of(self, token: Token) -> Field:
         if token.kind != "path":
             self.fail(token, "expected a field such as metrics.acc, params.lr or status")
         segments: tuple[tuple[str, bool], ...] = token.value  # type: ignore[assignment]
@@ -472,7 +325,7 @@ class _Parser:
             self.fail(token, "the key is empty")
         return Field(kind, key, aggregate)
 
-    def attribute(self, token: _Token, name: str) -> Field:
+    def attribute(self, token: Token, name: str) -> Field:
         attribute = self.attributes.get(name)
         if attribute is None:
             self.fail(
@@ -491,7 +344,7 @@ class _Parser:
             return attribute.type
         return "any"
 
-    def value(self, field: Field, op: str, token: _Token) -> Value:
+    def value(self, field: Field, op: str, token: Token) -> Value:
         if token.kind in ("string", "number"):
             value: Value = token.value  # type: ignore[assignment]
         elif token.kind == "keyword" and token.value in ("true", "false"):
@@ -632,7 +485,7 @@ def _quote(text: str, quote: str) -> str:
 
 
 def _key(key: str, guard_aggregate: bool) -> str:
-    plain = _PLAIN_KEY.fullmatch(key) is not None
+    plain = PLAIN_KEY.fullmatch(key) is not None
     if plain and guard_aggregate and "." in key and key.rsplit(".", 1)[1] in AGGREGATES:
         plain = False
     return key if plain else _quote(key, "`")
