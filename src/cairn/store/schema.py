@@ -7,6 +7,7 @@ to run ``cairn db upgrade``, because other processes may still be using the old 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -29,6 +30,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    return _head_of(str(_MIGRATIONS))
+
+
+@functools.lru_cache(maxsize=4)
+def _head_of(migrations: str) -> str:
+    """Reading the scripts costs ~1 ms; health checks ask often."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head

@@ -50,7 +50,7 @@ class EventRepository:
         at = now_ms()
         executemany(
             self.conn,
-            _E.insert(),
+            _E.insert,
             [
                 {
                     "at": at,
@@ -64,6 +64,7 @@ class EventRepository:
                 }
                 for e in events
             ],
+            name="events.insert",
         )
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[Event]:

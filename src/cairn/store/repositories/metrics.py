@@ -17,9 +17,10 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql import ClauseElement
 
 from cairn.domain.records import MetricPoint, MetricSeries, MetricSummary
-from cairn.store.bulk import executemany, fetchall
+from cairn.store.bulk import executemany, fetchall, rows_for
 from cairn.store.database import KeyCache, Tx
 from cairn.store.tables import MetricKeyRow, MetricPointRow, MetricRollupRow, MetricSummaryRow
 
@@ -186,13 +187,13 @@ class MetricRepository:
     ) -> int:
         """Append series of several runs; ``new_runs`` were created in this transaction."""
         key_ids = self.key_ids((k for _, series in batches for k in series), tx)
-        counts = self._existing_counts(
-            [(pk, key_ids[k]) for pk, series in batches if pk not in new_runs for k in series]
-        )
-        if self.pg:
-            for run_pk in sorted({pk for pk, _ in batches}):
-                # Serialise writers of one run, so each series' seq numbers stay dense.
-                self.conn.execute(select(func.pg_advisory_xact_lock(_PG_RUN_LOCK, run_pk % 2**31)))
+        existing = sorted({pk for pk, _ in batches if pk not in new_runs})
+        if self.pg and existing:
+            # Serialise writers of one run, so each series' seq numbers stay dense (on
+            # SQLite, BEGIN IMMEDIATE already admits one writer at a time).
+            ids = func.unnest(sorted({pk % 2**31 for pk in existing}))
+            locks = ids.table_valued("x").render_derived()
+            self.conn.execute(select(func.pg_advisory_xact_lock(_PG_RUN_LOCK, locks.c.x)))
         counts = self._existing_counts(
             [(pk, key_ids[k]) for pk, series in batches if pk not in new_runs for k in series]
         )
@@ -316,6 +317,9 @@ class MetricRepository:
         }
 
     def _merge_summaries(self, rows: list[dict[str, Any]]) -> None:
+        executemany(self.conn, self._summary_upsert, rows, name="metric_summaries.merge")
+
+    def _summary_upsert(self) -> ClauseElement:
         stmt = self._insert(_S)
         new = stmt.excluded
         later = new.last_step >= _S.c.last_step
@@ -336,7 +340,7 @@ class MetricRepository:
                 ),
             },
         )
-        executemany(self.conn, stmt, rows)
+        return stmt
 
     @staticmethod
     def _rollup_rows(
@@ -367,6 +371,11 @@ class MetricRepository:
                 yield _rollup_row(run_pk, key_id, level, bucket, _combine(parts))
 
     def _merge_rollups(self, rows: list[tuple[Any, ...]]) -> None:
+        executemany(
+            self.conn, self._rollup_upsert, rows, _ROLLUP_COLUMNS, name="metric_rollups.merge"
+        )
+
+    def _rollup_upsert(self) -> ClauseElement:
         stmt = self._insert(_RU)
         new = stmt.excluded
         lower = or_(_RU.c.min_value.is_(None), new.min_value < _RU.c.min_value)
@@ -385,7 +394,7 @@ class MetricRepository:
                 "max_value": case((higher, new.max_value), else_=_RU.c.max_value),
             },
         )
-        executemany(self.conn, stmt, rows, _ROLLUP_COLUMNS)
+        return stmt
 
     # -- reads ----------------------------------------------------------------------
 
@@ -403,13 +412,12 @@ class MetricRepository:
             _S.c.max_value,
         )
         nan = math.nan
-        for i in range(0, len(run_pks), 900):
-            stmt = select(*columns).where(_S.c.run_pk.in_(run_pks[i : i + 900]))
-            for pk, key_id, count, last, last_step, last_ts, low, high in fetchall(self.conn, stmt):
-                name = names.get(key_id) or self._name(key_id, names)
-                out[pk][name] = MetricSummary(
-                    name, nan if last is None else last, last_step, last_ts, low, high, count
-                )
+        rows = rows_for(self.conn, columns, _S.c.run_pk, run_pks)
+        for pk, key_id, count, last, last_step, last_ts, low, high in rows:
+            name = names.get(key_id) or self._name(key_id, names)
+            out[pk][name] = MetricSummary(
+                name, nan if last is None else last, last_step, last_ts, low, high, count
+            )
         return out
 
     def _names(self) -> dict[int, str]:

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql import ClauseElement
 
 from cairn.domain.errors import Conflict, NotFound
 from cairn.domain.records import (
@@ -23,7 +24,7 @@ from cairn.domain.records import (
     ms_to_datetime,
     now_ms,
 )
-from cairn.store.bulk import executemany, fetchall
+from cairn.store.bulk import executemany, fetchall, rows_for
 from cairn.store.tables import ParamRow, ProjectRow, RunRow, TagRow, TextRow
 
 _R = cast(Table, RunRow.__table__)
@@ -31,6 +32,16 @@ _PA = cast(Table, ParamRow.__table__)
 _T = cast(Table, TagRow.__table__)
 _X = cast(Table, TextRow.__table__)
 _P = cast(Table, ProjectRow.__table__)
+
+
+_STATUSES = {status.value: status for status in RunStatus}  # RunStatus(x) costs µs
+_RUN_COLUMNS = tuple(
+    _R.c[name]
+    for name in (
+        "pk", "id", "project_id", "name", "experiment", "parent_id", "status", "start_time",
+        "end_time", "author", "notes", "command", "error", "git", "environment_digest",
+    )
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +94,11 @@ class RunRepository:
                 if key not in texts:
                     texts[key] = self.store_text(json.dumps(start.environment, sort_keys=True))
                 env_digest = texts[key]
-            if start.git_diff:
-                diff_digest = self.store_text(start.git_diff)
+            if start.git_diff:  # runs started together share one diff: store it once
+                key = id(start.git_diff)
+                if key not in texts:
+                    texts[key] = self.store_text(start.git_diff)
+                diff_digest = texts[key]
             rows.append(
                 {
                     "id": start.id,
@@ -105,7 +119,9 @@ class RunRepository:
                     "updated_at": now,
                 }
             )
-        executemany(self.conn, _R.insert(), rows)
+        if not rows:
+            return {}
+        executemany(self.conn, _R.insert, rows, name="runs.insert")
         return {key.id: key.pk for key in self.keys(str(r["id"]) for r in rows).values()}
 
     def end(self, ends: list[tuple[int, RunEnd]]) -> None:
@@ -178,18 +194,22 @@ class RunRepository:
             new_rows = [p for p in params if (p[0], p[2]) not in have]
         executemany(
             self.conn,
-            _PA.insert(),
-            [{"run_pk": pk, "key": k, "value": v} for pk, _, k, v in new_rows],
+            _PA.insert,
+            [(pk, k, v) for pk, _, k, v in new_rows],
+            ("run_pk", "key", "value"),
+            name="params.insert",
         )
 
     def set_tags(self, tags: list[tuple[int, str, str]]) -> None:
         if not tags:
             return
+        executemany(self.conn, self._tag_upsert, tags, ("run_pk", "key", "value"), name="tags.set")
+
+    def _tag_upsert(self) -> ClauseElement:
         stmt = self._insert(_T)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=["run_pk", "key"], set_={"value": stmt.excluded.value}
         )
-        executemany(self.conn, stmt, [{"run_pk": pk, "key": k, "value": v} for pk, k, v in tags])
 
     def delete_tag(self, pk: int, key: str) -> bool:
         result = self.conn.execute(_T.delete().where(_T.c.run_pk == pk, _T.c.key == key))
@@ -213,29 +233,19 @@ class RunRepository:
         """Whole runs in the order of ``pks``."""
         if not pks:
             return []
-        rows: dict[int, Any] = {}
         params: dict[int, dict[str, str]] = {pk: {} for pk in pks}
         tags: dict[int, dict[str, str]] = {pk: {} for pk in pks}
-        columns = [c for c in _R.c if c.name not in ("git_diff_digest",)]
-        for chunk in _chunks(list(pks), 900):
-            stmt = (
-                select(*columns, _P.c.name.label("project_name"))
-                .join(_P, _P.c.id == _R.c.project_id)
-                .where(_R.c.pk.in_(chunk))
-            )
-            rows.update({row.pk: row for row in self.conn.execute(stmt)})
-            for pk, key, value in fetchall(
-                self.conn,
-                select(_PA.c.run_pk, _PA.c.key, _PA.c.value).where(_PA.c.run_pk.in_(chunk)),
-            ):
-                params[pk][key] = value
-            for pk, key, value in fetchall(
-                self.conn, select(_T.c.run_pk, _T.c.key, _T.c.value).where(_T.c.run_pk.in_(chunk))
-            ):
-                tags[pk][key] = value
+        projects = dict(fetchall(self.conn, select(_P.c.id, _P.c.name)))
+        rows = {row[0]: row for row in rows_for(self.conn, _RUN_COLUMNS, _R.c.pk, pks)}
+        param_columns = (_PA.c.run_pk, _PA.c.key, _PA.c.value)
+        for pk, key, value in rows_for(self.conn, param_columns, _PA.c.run_pk, pks):
+            params[pk][key] = value
+        tag_columns = (_T.c.run_pk, _T.c.key, _T.c.value)
+        for pk, key, value in rows_for(self.conn, tag_columns, _T.c.run_pk, pks):
+            tags[pk][key] = value
         environments: dict[str, Any] = {}
         if with_environment:
-            digests = {r.environment_digest for r in rows.values() if r.environment_digest}
+            digests = {row[-1] for row in rows.values() if row[-1]}
             if digests:
                 stmt = select(_X.c.digest, _X.c.body).where(_X.c.digest.in_(digests))
                 environments = {str(r[0]): json.loads(r[1]) for r in self.conn.execute(stmt)}
@@ -244,22 +254,24 @@ class RunRepository:
             row = rows.get(pk)
             if row is None:
                 continue
+            (_, run_id, project_id, name, experiment, parent_id, status, start, end, author,
+             notes, command, error, git, env_digest) = row  # fmt: skip
             runs.append(
                 Run(
-                    id=row.id,
-                    project=row.project_name,
-                    name=row.name,
-                    experiment=row.experiment,
-                    parent_id=row.parent_id,
-                    status=RunStatus(row.status),
-                    start_time=ms_to_datetime(row.start_time),  # type: ignore[arg-type]
-                    end_time=ms_to_datetime(row.end_time),
-                    author=row.author,
-                    notes=row.notes,
-                    command=row.command,
-                    error=row.error,
-                    git=json.loads(row.git) if row.git else None,
-                    environment=environments.get(row.environment_digest),
+                    id=run_id,
+                    project=projects[project_id],
+                    name=name,
+                    experiment=experiment,
+                    parent_id=parent_id,
+                    status=_STATUSES[status],
+                    start_time=ms_to_datetime(start),  # type: ignore[arg-type]
+                    end_time=ms_to_datetime(end),
+                    author=author,
+                    notes=notes,
+                    command=command,
+                    error=error,
+                    git=json.loads(git) if git else None,
+                    environment=environments.get(env_digest) if env_digest else None,
                     params=params[pk],
                     tags=tags[pk],
                     metrics=summaries.get(pk, {}),
