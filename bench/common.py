@@ -45,7 +45,11 @@ WORKLOAD_NAMES = [
     "paginate",
     "search_100k",
     "history",
+    "server_latency",
 ]
+
+# ``server_latency`` starts each side's server with these worker counts, in this order.
+SERVER_LATENCY_WORKERS = (4, 1)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Sizes:
     history_max_points: int
     history_repeats: int
     mlflow_history_repeats: int
+    server_latency_calls: int  # timed small synchronous requests per server
+    server_latency_warmup: int  # untimed requests first, on the same connection
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +106,8 @@ FULL = Sizes(
     history_max_points=1000,
     history_repeats=5,
     mlflow_history_repeats=3,
+    server_latency_calls=300,
+    server_latency_warmup=20,
 )
 
 QUICK = Sizes(
@@ -124,6 +132,8 @@ QUICK = Sizes(
     history_max_points=1000,
     history_repeats=3,
     mlflow_history_repeats=1,
+    server_latency_calls=50,
+    server_latency_warmup=10,
 )
 
 
@@ -197,6 +207,19 @@ def latency_summary_us(durations_ns: list[int]) -> dict[str, float]:
     }
 
 
+def latency_summary_ms(durations_ns: list[int]) -> dict[str, float]:
+    values = sorted(d / 1e6 for d in durations_ns)
+    return {
+        "calls": len(values),
+        "median_ms": round(statistics.median(values), 3),
+        "p90_ms": round(percentile(values, 90), 3),
+        "p99_ms": round(percentile(values, 99), 3),
+        "min_ms": round(values[0], 3),
+        "max_ms": round(values[-1], 3),
+        "mean_ms": round(statistics.fmean(values), 3),
+    }
+
+
 def repeat_ms(fn: Callable[[], Any], repeats: int) -> tuple[dict[str, float], Any]:
     """Call ``fn`` once untimed-for-the-median (cold), then ``repeats`` times; times in ms."""
     t0 = time.perf_counter()
@@ -245,6 +268,71 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def client_ports_to(port: int) -> set[int] | None:
+    """Local ports of this process's established TCP connections to 127.0.0.1:``port``.
+
+    Read from ``/proc`` (Linux): a keep-alive loop that keeps one connection shows one
+    port throughout. ``None`` where ``/proc`` cannot be read.
+    """
+    try:
+        inodes = set()
+        for fd in os.listdir("/proc/self/fd"):
+            with suppress(OSError):
+                link = os.readlink(f"/proc/self/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        ports = set()
+        for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+            with suppress(FileNotFoundError), open(table) as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                    remote_port = int(remote.rsplit(":", 1)[1], 16)
+                    if state == "01" and inode in inodes and remote_port == port:
+                        ports.add(int(local.rsplit(":", 1)[1], 16))
+        return ports
+    except OSError:
+        return None
+
+
+def timed_requests(
+    call: Callable[[int], Any], port: int, warmup: int, calls: int, others: set[int] | None = None
+) -> dict[str, Any]:
+    """``warmup`` untimed then ``calls`` timed calls of ``call(i)``; latency in ms.
+
+    Every 25th call (outside the clock) notes which client ports are connected to the
+    server, so the result shows whether one keep-alive connection carried the loop;
+    ``others`` are ports of other connections this process holds open to the same server.
+    """
+    clock = time.perf_counter_ns
+    seen: set[int] = set()
+    readable = True
+    durations: list[int] = []
+    for i in range(warmup + calls):
+        t0 = clock()
+        call(i)
+        elapsed = clock() - t0
+        if i >= warmup:
+            durations.append(elapsed)
+        if i == warmup - 1 or (i >= warmup and (i - warmup) % 25 == 24) or i == warmup + calls - 1:
+            ports = client_ports_to(port)
+            if ports is None:
+                readable = False
+            else:
+                seen |= ports - (others or set())
+    summary: dict[str, Any] = latency_summary_ms(durations)
+    summary["warmup_calls"] = warmup
+    summary["client_ports_seen"] = sorted(seen) if readable else "unknown (/proc unreadable)"
+    summary["one_connection"] = (len(seen) == 1) if readable else None
+    return summary
+
+
+def health_probe_calls(sizes: Sizes) -> int:
+    """How many GETs of the health endpoint ``server_latency`` times as a transport probe."""
+    return max(20, sizes.server_latency_calls // 3)
 
 
 def wait_http_ok(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> float:
@@ -301,6 +389,15 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
         # The leader is gone; make sure forked workers in its group are too.
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so ``finally`` blocks stop the servers we started."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def error_entry(exc: BaseException) -> dict[str, str]:

@@ -37,11 +37,15 @@ from common import (
     DEFAULT_WORKDIR,
     SEARCH_FILTER,
     SEARCH_ORDER_BY_MLFLOW,
+    SERVER_LATENCY_WORKERS,
     Sizes,
+    client_ports_to,
     dump,
+    exit_on_sigterm,
     expected_search,
     free_port,
     fresh_dir,
+    health_probe_calls,
     latency_summary_us,
     log,
     metric_steps,
@@ -52,10 +56,16 @@ from common import (
     series,
     server_process,
     sizes_for,
+    timed_requests,
 )
 
 SIDE = "mlflow"
 EXPERIMENT = "bench"
+
+# What each way of starting a run records about its context (Cairn's side keeps its
+# ``capture`` on throughout; see cairn_workloads.CAPTURE).
+CONTEXT_FLUENT = "mlflow.start_run: run-context tags (user, source name/type, git commit)"
+CONTEXT_CLIENT = "MlflowClient.create_run: none (no run-context providers)"
 
 
 def _now_ms() -> int:
@@ -111,6 +121,7 @@ def _log_batch_figures(
         "points_per_s": rate(points, elapsed),
         "stored_points_k0": stored,
         "correct": stored == len(steps),
+        "run_context": CONTEXT_CLIENT,
     }
 
 
@@ -220,6 +231,7 @@ def log_call_latency(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     summary["api"] = f"mlflow.log_metrics ({sizes.log_keys} keys, synchronous)"
     summary["keys_per_call"] = sizes.log_keys
     summary["median_us_per_key"] = round(summary["median_us"] / sizes.log_keys, 3)
+    summary["run_context"] = CONTEXT_FLUENT
     return summary
 
 
@@ -250,6 +262,7 @@ def create_runs(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         "seconds": round(elapsed, 3),
         "runs_per_s": rate(len(specs), elapsed),
         "correct": stored == min(len(specs), 1000),
+        "run_context": CONTEXT_FLUENT,
     }
 
 
@@ -294,6 +307,7 @@ class RunStore:
             "runs": n,
             "seconds": round(elapsed, 2),
             "runs_per_s": rate(n, elapsed),
+            "run_context": CONTEXT_CLIENT,
         }
         return client, experiment_id, populate
 
@@ -407,6 +421,72 @@ def history(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     }
 
 
+# --- 9. server_latency ------------------------------------------------------------------------
+
+
+def _latency_against(workers: int, sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    """One synchronous ``MlflowClient.log_metric`` at a time to ``mlflow server --workers N``.
+
+    MLflow's REST client sends through one cached ``requests.Session`` per process, so the
+    loop runs over one keep-alive connection (``client_ports_seen`` shows it).
+    """
+    with fresh_dir(workdir, f"mlflow-server-latency-{workers}w") as folder:
+        port = free_port()
+        argv = _mlflow_server_argv(folder, port, workers)
+        base = f"http://127.0.0.1:{port}"
+        with server_process(
+            argv, f"{base}/health", folder / "server.log", 180, dict(os.environ)
+        ) as startup_s:
+            client, experiment_id = _client_and_experiment(base, folder)
+            run_id = client.create_run(experiment_id, run_name="latency").info.run_id
+
+            def call(i: int) -> None:
+                client.log_metric(run_id, "m", 0.5, timestamp=_now_ms(), step=i)
+
+            summary = timed_requests(
+                call, port, sizes.server_latency_warmup, sizes.server_latency_calls
+            )
+            stored = len(client.get_metric_history(run_id, "m"))
+
+            # The transport alone: GET /health (a constant answer) over a keep-alive
+            # requests.Session, the library MLflow's client sends with.
+            import requests  # type: ignore[import-untyped]
+
+            with requests.Session() as session:
+
+                def probe(_: int) -> None:
+                    session.get(f"{base}/health", timeout=30).raise_for_status()
+
+                client_ports = client_ports_to(port) or set()  # the MlflowClient's session
+                health = timed_requests(
+                    probe, port, 5, health_probe_calls(sizes), others=client_ports
+                )
+        total = sizes.server_latency_warmup + sizes.server_latency_calls
+        summary["workers"] = workers
+        summary["startup_s"] = round(startup_s, 2)
+        summary["stored_points"] = stored
+        summary["correct"] = stored == total
+        summary["health_probe"] = {
+            "api": "GET /health on a keep-alive requests.Session",
+            **{k: health[k] for k in ("calls", "median_ms", "p99_ms", "one_connection")},
+        }
+        return summary
+
+
+def server_latency(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "api": "MlflowClient.log_metric (synchronous, one point) to mlflow server",
+        "command": "mlflow server --backend-store-uri sqlite:///… --workers N",
+        "store": "SQLite",
+    }
+    for workers in SERVER_LATENCY_WORKERS:
+        result[f"workers_{workers}"] = _latency_against(workers, sizes, workdir)
+    four = result.get("workers_4", {})
+    result["median_ms"] = four.get("median_ms")
+    result["p99_ms"] = four.get("p99_ms")
+    return result
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
@@ -433,7 +513,9 @@ def main(argv: list[str] | None = None) -> int:
         "search": make_search(store),
         "paginate": make_paginate(store),
         "history": history,
+        "server_latency": server_latency,
     }
+    exit_on_sigterm()
     try:
         # MLflow prints run links and notices on stdout; keep stdout for the JSON alone.
         with contextlib.redirect_stdout(sys.stderr):

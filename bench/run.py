@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import BENCH_DIR, DEFAULT_WORKDIR, WORKLOAD_NAMES, dump, log, sizes_for
+from common import (
+    BENCH_DIR,
+    DEFAULT_WORKDIR,
+    WORKLOAD_NAMES,
+    dump,
+    exit_on_sigterm,
+    log,
+    sizes_for,
+)
 
 MLFLOW_VENV = BENCH_DIR / ".venv-mlflow"
 MLFLOW_SPECS = ["mlflow==3.17.*", "mlflow>=3,<4"]  # the pinned series, else the newest 3.x
@@ -84,6 +92,9 @@ GOALS: dict[str, list[Goal]] = {
     "paginate": [Goal("median_ms", "<=", 250)],
     "search_100k": [Goal("median_ms", "<=", 100)],
     "history": [Goal("full.median_ms", "<=", 100), Goal("downsampled.median_ms", "<=", 100)],
+    # One small synchronous request over a keep-alive connection to a 4-worker server: the
+    # TCP_NODELAY pitfall (DESIGN.md, Scale-out) would put it near 40 ms.
+    "server_latency": [Goal("workers_4.median_ms", "<=", 5)],
 }
 
 # The first comparison of a workload is its ``ratio``; the others are ``ratio_<name>``.
@@ -104,6 +115,12 @@ COMPARISONS: dict[str, dict[str, Comparison]] = {
     },
     "paginate": {"median": Comparison("median_ms", "median_ms", False)},
     "history": {"full": Comparison("full.median_ms", "full.median_ms", False)},
+    "server_latency": {
+        "median_4_workers": Comparison("workers_4.median_ms", "workers_4.median_ms", False),
+        "median_1_worker": Comparison("workers_1.median_ms", "workers_1.median_ms", False),
+        "p99_4_workers": Comparison("workers_4.p99_ms", "workers_4.p99_ms", False),
+        "p99_1_worker": Comparison("workers_1.p99_ms", "workers_1.p99_ms", False),
+    },
 }
 
 
@@ -198,10 +215,20 @@ def run_mlflow(
         argv += ["--server-workers", str(workers)]
     workdir.mkdir(parents=True, exist_ok=True)
     # stderr passes through for progress; stdout is the JSON document alone.
-    done = subprocess.run(argv, stdout=subprocess.PIPE, cwd=workdir, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"mlflow_workloads.py exited with {done.returncode}")
-    document: dict[str, Any] = json.loads(done.stdout)
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, cwd=workdir, text=True)
+    try:
+        stdout, _ = child.communicate()
+    except BaseException:
+        # SIGTERM (not SIGKILL) lets the child stop the mlflow server it started.
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
+    if child.returncode != 0:
+        raise RuntimeError(f"mlflow_workloads.py exited with {child.returncode}")
+    document: dict[str, Any] = json.loads(stdout)
     return document
 
 
@@ -255,6 +282,17 @@ def _git_commit() -> str | None:
     return f"{commit}{'+dirty' if dirty else ''}"
 
 
+def _working_tree_diff_bytes() -> int | None:
+    """Size of ``git diff HEAD``: Cairn's default capture stores it with every run."""
+    try:
+        done = subprocess.run(
+            ["git", "diff", "HEAD"], cwd=BENCH_DIR.parent, capture_output=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return len(done.stdout)
+
+
 def _version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
@@ -293,8 +331,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()  # so the servers started below are stopped by their ``finally``
     started = dt.datetime.now(dt.UTC)
     machine = machine_info()
+    # Read before Cairn is imported: the commit whose code the Cairn side runs.
+    commit_at_start = _git_commit()
+    diff_bytes = _working_tree_diff_bytes()
     t0 = time.perf_counter()
 
     cairn_results, cairn_version = run_cairn(args.quick, args.workdir, args.only)
@@ -324,15 +366,21 @@ def main(argv: list[str] | None = None) -> int:
         workloads[name] = compare(name, cairn_results[name], theirs)
 
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    commit_at_end = _git_commit()
+    if commit_at_end != commit_at_start:
+        log("bench", f"the checkout moved during the run: {commit_at_start} -> {commit_at_end}")
     document = {
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - t0, 1),
         "quick": args.quick,
         "ratio_meaning": "times better than MLflow on the same workload; > 1 means Cairn is faster",
+        "command": " ".join(["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine,
         "versions": {
             "cairn": cairn_version,
-            "cairn_commit": _git_commit(),
+            "cairn_commit": commit_at_start,
+            "cairn_commit_at_end": commit_at_end,
+            "working_tree_diff_bytes": diff_bytes,
             "mlflow": mlflow_doc.get("mlflow_version"),
             "sqlalchemy": _version("sqlalchemy"),
             "sqlalchemy_in_mlflow_venv": mlflow_doc.get("sqlalchemy_version"),

@@ -28,6 +28,7 @@ from cairn.domain.records import (
 )
 from cairn.domain.validation import LIMITS, check_key, check_project_name, check_text, tag_value
 from cairn.services.batch_rules import check_batch
+from cairn.store.bulk import no_gc_pauses
 from cairn.store.database import Database, Tx
 from cairn.store.repositories.batches import BatchRepository
 from cairn.store.repositories.events import EventRepository, NewEvent
@@ -273,8 +274,9 @@ class TrackingService:
                 filter, order_by, project_id=project_id, limit=limit, cursor=cursor
             )
             pks, next_cursor = search.page(list(conn.execute(search.statement)))
-            summaries = MetricRepository(conn, self.db.metric_keys).summaries(pks)
-            runs = RunRepository(conn).load(pks, summaries)
+            with no_gc_pauses():  # a page builds ~10^5 small objects and no cycles
+                summaries = MetricRepository(conn, self.db.metric_keys).summaries(pks)
+                runs = RunRepository(conn).load(pks, summaries)
         return RunPage(runs, next_cursor)
 
     def child_runs(self, run_id: str) -> list[str]:

@@ -8,7 +8,9 @@ or dicts (psycopg). Only for our column types, which need no conversion on the w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import gc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Column, Connection
@@ -105,3 +107,19 @@ def rows_for(
         sql = f"SELECT {names} FROM {table} WHERE {key.name} IN ({literal})"
         found.extend(conn.exec_driver_sql(sql).cursor.fetchall())
     return found
+
+
+@contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a read builds ~10^5 tuples.
+
+    Tuples of numbers make no reference cycles, but allocating that many triggers a
+    collection every 700 of them: a quarter of the time of reading a long series.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

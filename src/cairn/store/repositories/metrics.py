@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ClauseElement
 
 from cairn.domain.records import MetricPoint, MetricSeries, MetricSummary
-from cairn.store.bulk import executemany, fetchall, rows_for
+from cairn.store.bulk import executemany, fetchall, no_gc_pauses, rows_for
 from cairn.store.database import KeyCache, Tx
 from cairn.store.tables import MetricKeyRow, MetricPointRow, MetricRollupRow, MetricSummaryRow
 
@@ -453,11 +453,12 @@ class MetricRepository:
             .order_by(_PT.c.step, _PT.c.seq)
         )
         # The raw cursor: 100,000 rows as plain tuples, with no per-row Row objects.
-        rows = fetchall(self.conn, stmt)
-        if any(row[2] is None for row in rows):  # NULL stores NaN
-            nan = math.nan
-            rows = [(s, t, nan if v is None else v) for s, t, v in rows]
-        return list(map(_as_point, rows))
+        with no_gc_pauses():
+            rows = fetchall(self.conn, stmt)
+            if any(row[2] is None for row in rows):  # NULL stores NaN
+                nan = math.nan
+                rows = [(s, t, nan if v is None else v) for s, t, v in rows]
+            return list(map(_as_point, rows))
 
     def points_by_seq(self, run_pk: int, key_id: int, below: int) -> list[MetricPoint]:
         """The first ``below`` points of a series in arrival order."""
