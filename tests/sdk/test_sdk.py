@@ -286,3 +286,16 @@ def test_a_forked_child_logs_through_its_own_sender(sdk_uri: str) -> None:
     assert cairn.get_run(child_id).metrics["x"].count == 1
     assert cairn.get_run(child_id).parent_id == parent.id
     assert cairn.get_run(parent.id).metrics["loss"].count == 100  # nothing sent twice
+
+
+def test_numpy_steps_and_values_are_accepted(sdk_uri: str) -> None:
+    import numpy as np
+
+    with cairn.start_run() as run:
+        for step in np.arange(3):
+            run.log({"loss": np.float32(0.5) * step, "n": np.int64(step)}, step=step)
+        with pytest.raises(cairn.Invalid):
+            run.log({"loss": 1.0}, step=True)  # type: ignore[arg-type]
+    history = cairn.get_metric_history(run.id, "loss")
+    assert [p.step for p in history.points] == [0, 1, 2]
+    assert [p.value for p in history.points] == [0.0, 0.5, 1.0]

@@ -27,6 +27,7 @@ from cairn.domain.validation import (
     check_text,
     metric_value,
     param_value,
+    step_value,
     tag_value,
 )
 
@@ -71,9 +72,7 @@ class ActiveRun:
         if step is None:
             step = self._step
         elif type(step) is not int:
-            if isinstance(step, bool) or not isinstance(step, int):
-                raise Invalid(f"step must be an integer, got {type(step).__name__}", field="step")
-            step = int(step)
+            step = step_value(step, "step")  # numpy and torch integers too; never bool
         self._step = step + 1
         ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp * 1000)
         values: dict[str, float] = {}

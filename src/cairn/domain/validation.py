@@ -6,6 +6,7 @@ The table in ``docs/limits.md`` is generated from ``LIMITS`` (a test keeps them 
 from __future__ import annotations
 
 import math
+import operator
 import re
 from typing import Any
 
@@ -124,19 +125,18 @@ def metric_value(value: Any, field: str) -> float:
 
 
 def step_value(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            try:
-                import operator
-
-                value = operator.index(value)
-            except TypeError:
-                raise Invalid(f"{field} must be an integer", field=field) from None
-    if not STEP_MIN <= value <= STEP_MAX:
-        raise Invalid(f"{field} {value} does not fit in 64 bits", field=field)
-    return int(value)
+    """A step: any integer that fits in 64 bits (Python, numpy or torch); never a bool."""
+    if isinstance(value, bool):
+        raise Invalid(f"{field} must be an integer, got bool", field=field)
+    try:
+        step = operator.index(value)
+    except TypeError:
+        raise Invalid(
+            f"{field} must be an integer, got {type(value).__name__}", field=field
+        ) from None
+    if not STEP_MIN <= step <= STEP_MAX:
+        raise Invalid(f"{field} {step} does not fit in 64 bits", field=field)
+    return step
 
 
 def finite_or_none(value: float) -> float | None:
