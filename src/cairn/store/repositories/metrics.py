@@ -51,20 +51,34 @@ class _Extremes:
 
 
 def _extremes(
-    steps: Sequence[int], ts: Sequence[int], values: Sequence[float], careful: bool = True
+    steps: list[int],
+    ts: list[int],
+    values: list[float],
+    careful: bool = True,
+    lo: int = 0,
+    hi: int | None = None,
+    ordered: bool = False,
 ) -> _Extremes:
-    if careful and math.isnan(sum(values)):  # a NaN (or inf - inf): leave NaNs out
-        idx = [i for i, v in enumerate(values) if v == v]
-        vals = [values[i] for i in idx]
-    else:
-        idx, vals = list(range(len(values))), list(values)
+    """Extremes of ``values[lo:hi]``; ``ordered`` says the steps never decrease."""
+    hi = len(values) if hi is None else hi
+    part = values[lo:hi] if lo or hi != len(values) else values
     min_p = max_p = None
-    if vals:
-        i_min = idx[vals.index(min(vals))]
-        i_max = idx[vals.index(max(vals))]
+    if careful and math.isnan(sum(part)):  # a NaN (or inf - inf): leave NaNs out
+        real = [i for i, v in enumerate(part) if v == v]
+        if real:
+            i_min = lo + min(real, key=part.__getitem__)
+            i_max = lo + max(real, key=part.__getitem__)
+            min_p = (steps[i_min], ts[i_min], values[i_min])
+            max_p = (steps[i_max], ts[i_max], values[i_max])
+    else:
+        i_min = lo + part.index(min(part))
+        i_max = lo + part.index(max(part))
         min_p = (steps[i_min], ts[i_min], values[i_min])
         max_p = (steps[i_max], ts[i_max], values[i_max])
-    return _Extremes(len(values), min(steps), max(steps), min_p, max_p)
+    if ordered:
+        return _Extremes(hi - lo, steps[lo], steps[hi - 1], min_p, max_p)
+    span = steps[lo:hi]
+    return _Extremes(hi - lo, min(span), max(span), min_p, max_p)
 
 
 def _combine(parts: Sequence[_Extremes]) -> _Extremes:
@@ -357,10 +371,11 @@ class MetricRepository:
         n = len(values)
         (first_level, first_size), coarser = LEVELS[0], LEVELS[1:]
         pieces: list[tuple[int, _Extremes]] = []  # (first seq, extremes) per finest piece
+        ordered = steps == sorted(steps)  # the usual case, and linear to check
         for bucket in range(start // first_size, (start + n - 1) // first_size + 1):
             lo = max(bucket * first_size, start) - start
             hi = min((bucket + 1) * first_size, start + n) - start
-            pieces.append((start + lo, _extremes(steps[lo:hi], ts[lo:hi], values[lo:hi], careful)))
+            pieces.append((start + lo, _extremes(steps, ts, values, careful, lo, hi, ordered)))
         for seq, ext in pieces:
             yield _rollup_row(run_pk, key_id, first_level, seq // first_size, ext)
         for level, size in coarser:
