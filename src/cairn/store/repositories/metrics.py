@@ -102,6 +102,9 @@ def _denull(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+_SUMMARY_COLUMNS = (
+    "run_pk", "key_id", "count", "last_value", "last_step", "last_ts", "min_value", "max_value",
+)  # fmt: skip
 _ROLLUP_COLUMNS = (
     "run_pk",
     "key_id",
@@ -212,7 +215,7 @@ class MetricRepository:
             [(pk, key_ids[k]) for pk, series in batches if pk not in new_runs for k in series]
         )
         points: list[_SeriesRows] = []
-        summaries: list[dict[str, Any]] = []
+        summaries: list[tuple[Any, ...]] = []
         rollups: list[tuple[Any, ...]] = []
         total = 0
         for run_pk, series_by_key in batches:
@@ -285,9 +288,29 @@ class MetricRepository:
                     copy.write_row(row)
             return
         cur = dbapi.cursor()
+        short: list[tuple[Any, ...]] = []  # points of short series: one executemany for all
         try:
             for pk, key, seq, steps, ts, values in series:
-                _sqlite_insert_series(cur, int(pk), int(key), seq, steps, ts, values)
+                if len(values) >= _ROWS_PER_INSERT:
+                    _sqlite_insert_series(cur, int(pk), int(key), seq, steps, ts, values)
+                else:
+                    n = len(values)
+                    short.extend(
+                        zip(
+                            repeat(pk, n),
+                            repeat(key, n),
+                            steps,
+                            range(seq, seq + n),
+                            ts,
+                            values,
+                            strict=True,
+                        )
+                    )
+            if short:
+                cur.executemany(
+                    f"INSERT INTO metric_points ({_POINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    short,
+                )
         finally:
             cur.close()
 
@@ -299,39 +322,37 @@ class MetricRepository:
         ts: list[int],
         values: list[float],
         careful: bool,
-    ) -> dict[str, Any]:
+    ) -> tuple[Any, ...]:
+        """A row in ``_SUMMARY_COLUMNS`` order."""
         if len(values) == 1:  # the common case of a run logging one value per key
             value = values[0]
             finite = None if value != value else value
-            return {
-                "run_pk": run_pk,
-                "key_id": key_id,
-                "count": 1,
-                "last_value": finite,
-                "last_step": steps[0],
-                "last_ts": ts[0],
-                "min_value": finite,
-                "max_value": finite,
-            }
+            return (run_pk, key_id, 1, finite, steps[0], ts[0], finite, finite)
         ext = _extremes(steps, ts, values, careful)
         last_step = ext.step_hi
         if steps[-1] == last_step:
             last = len(steps) - 1
         else:
             last = len(steps) - 1 - steps[::-1].index(last_step)
-        return {
-            "run_pk": run_pk,
-            "key_id": key_id,
-            "count": len(values),
-            "last_value": _nullable(values[last]),
-            "last_step": last_step,
-            "last_ts": ts[last],
-            "min_value": ext.min_point[2] if ext.min_point else None,
-            "max_value": ext.max_point[2] if ext.max_point else None,
-        }
+        return (
+            run_pk,
+            key_id,
+            len(values),
+            _nullable(values[last]),
+            last_step,
+            ts[last],
+            ext.min_point[2] if ext.min_point else None,
+            ext.max_point[2] if ext.max_point else None,
+        )
 
-    def _merge_summaries(self, rows: list[dict[str, Any]]) -> None:
-        executemany(self.conn, self._summary_upsert, rows, name="metric_summaries.merge")
+    def _merge_summaries(self, rows: list[tuple[Any, ...]]) -> None:
+        executemany(
+            self.conn,
+            self._summary_upsert,
+            rows,
+            _SUMMARY_COLUMNS,
+            name="metric_summaries.merge",
+        )
 
     def _summary_upsert(self) -> ClauseElement:
         stmt = self._insert(_S)
