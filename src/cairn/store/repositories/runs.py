@@ -250,6 +250,7 @@ class RunRepository:
                 stmt = select(_X.c.digest, _X.c.body).where(_X.c.digest.in_(digests))
                 environments = {str(r[0]): json.loads(r[1]) for r in self.conn.execute(stmt)}
         runs = []
+        gits: dict[str, Any] = {}  # runs of one process share a git reading: parse it once
         for pk in pks:
             row = rows.get(pk)
             if row is None:
@@ -270,7 +271,7 @@ class RunRepository:
                     notes=notes,
                     command=command,
                     error=error,
-                    git=json.loads(git) if git else None,
+                    git=(gits.get(git) or gits.setdefault(git, json.loads(git))) if git else None,
                     environment=environments.get(env_digest) if env_digest else None,
                     params=params[pk],
                     tags=tags[pk],
