@@ -721,3 +721,21 @@ def test_unknown_run_is_not_found_everywhere(tracking: TrackingService) -> None:
         with pytest.raises(NotFound) as caught:
             call()
         assert caught.value.details.get("run_id") == missing
+
+
+def test_a_parent_may_arrive_after_its_child(tracking: TrackingService) -> None:
+    """Ids are made where runs start, and a child's batch can overtake its parent's
+    (another process, an offline spool): the link is kept and resolves once both exist."""
+    from datetime import UTC, datetime
+
+    from cairn.domain.ids import new_ulid
+    from cairn.domain.records import Batch, RunBatch, RunStart
+
+    parent, child = new_ulid(), new_ulid()
+    now = datetime.now(tz=UTC)
+    tracking.log_batch(
+        Batch(new_ulid(), [RunBatch(child, start=RunStart(child, "p", now, parent_id=parent))])
+    )
+    tracking.log_batch(Batch(new_ulid(), [RunBatch(parent, start=RunStart(parent, "p", now))]))
+    assert tracking.get_run(child).parent_id == parent
+    assert tracking.child_runs(parent) == [child]
