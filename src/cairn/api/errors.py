@@ -30,6 +30,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_large": 413,
     "rate_limited": 429,
     "internal": 500,
+    "corrupt": 500,
     "schema_outdated": 503,
     "unavailable": 503,
 }

@@ -15,6 +15,7 @@ envelope back into the same class, so ``except NotFound`` works embedded and rem
     ├── MethodNotAllowed       method_not_allowed 405 (HTTP only)
     ├── TooLarge               too_large   413
     ├── SchemaOutdated         schema_outdated 503  the store needs ``cairn db upgrade``
+    ├── CorruptBlob            corrupt     500   stored bytes no longer match their digest
     └── Unavailable            unavailable 503   the server cannot be reached (client side)
 """
 
@@ -92,6 +93,12 @@ class Unavailable(CairnError):
     code = "unavailable"
 
 
+class CorruptBlob(CairnError):
+    """A stored blob's bytes no longer hash to its digest: damaged at rest or in transit."""
+
+    code = "corrupt"
+
+
 ERRORS_BY_CODE: dict[str, type[CairnError]] = {
     cls.code: cls
     for cls in (
@@ -106,6 +113,7 @@ ERRORS_BY_CODE: dict[str, type[CairnError]] = {
         TooLarge,
         SchemaOutdated,
         Unavailable,
+        CorruptBlob,
     )
 }
 

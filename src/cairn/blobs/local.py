@@ -1,0 +1,173 @@
+"""Blobs in a local folder: ``root/ab/cd/<digest>``, written through ``root/tmp/``.
+
+A put streams into a temporary file in ``root/tmp/`` while hashing, fsyncs it, then
+``os.replace``-s it into place and fsyncs the folder, so a blob is visible whole or not at
+all, even across a crash. Two puts of the same bytes at once are harmless: both rename
+identical files onto the same name. A temporary file left by a killed process is never
+listed; ``remove_stale_temps`` sweeps them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from cairn.blobs.base import (
+    BlobInfo,
+    BlobStoreBase,
+    blob_not_found,
+    check_digest,
+    check_expected,
+    is_digest,
+    read_chunk,
+    verifying_reader,
+)
+
+_HEX = frozenset("0123456789abcdef")
+
+
+class LocalBlobStore(BlobStoreBase):
+    """Content-addressed blobs under ``root``. Example: ``LocalBlobStore("/data/blobs")``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._tmp = self.root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore({str(self.root)!r})"
+
+    def path(self, digest: str) -> Path:
+        """Where the blob lives (or would live) on disk."""
+        digest = check_digest(digest)
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put(self, stream: BinaryIO, *, expected_digest: str | None = None) -> BlobInfo:
+        if expected_digest is not None:
+            check_digest(expected_digest)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            digest, size = _write_hashed(fd, stream)
+            check_expected(digest, expected_digest)
+            final = self.path(digest)
+            if _has_size(final, size):
+                return BlobInfo(digest, size)  # stored already: write nothing
+            new_dirs = _make_dirs(final.parent, stop=self.root)
+            os.replace(tmp, final)
+            for folder in (final.parent, *new_dirs):
+                _fsync_dir(folder)
+            return BlobInfo(digest, size)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def open(self, digest: str) -> BinaryIO:
+        path = self.path(digest)
+        try:
+            raw = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns and closes it
+        except FileNotFoundError:
+            raise blob_not_found(digest) from None
+        return verifying_reader(raw, digest)
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise blob_not_found(digest) from None
+
+    def delete(self, digest: str) -> bool:
+        try:
+            self.path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def digests(self) -> Iterator[str]:
+        for first in _hex_dirs(self.root):
+            for second in _hex_dirs(first):
+                names = sorted(os.listdir(second))
+                for name in names:
+                    if name.startswith(first.name + second.name) and is_digest(name):
+                        yield name
+
+    def remove_stale_temps(self, older_than_s: float = 24 * 3600) -> int:
+        """Delete temporary files left by killed writers; returns how many went."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for entry in os.scandir(self._tmp):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+
+def _write_hashed(fd: int, stream: BinaryIO) -> tuple[str, int]:
+    """Copy ``stream`` into the open temp file ``fd`` while hashing; fsync; close."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(fd, "wb", buffering=0) as out:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; blobs are readable like any file
+            os.fchmod(fd, 0o644)
+        while chunk := read_chunk(stream):
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[out.write(view) or 0 :]
+            size += len(chunk)
+        os.fsync(fd)
+    return digest.hexdigest(), size
+
+
+def _has_size(path: Path, size: int) -> bool:
+    # A same-named file of another size was damaged (truncated); the new copy replaces it.
+    try:
+        return path.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _make_dirs(folder: Path, *, stop: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; return the parents whose entries changed."""
+    changed: list[Path] = []
+    missing: list[Path] = []
+    current = folder
+    while current != stop and not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        changed.append(path.parent)
+    return changed
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder to fsync it
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hex_dirs(folder: Path) -> list[Path]:
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    return [
+        folder / name
+        for name in names
+        if len(name) == 2 and set(name) <= _HEX and (folder / name).is_dir()
+    ]
