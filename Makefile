@@ -33,6 +33,10 @@ test: install-dev
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest
 
+## test-stress: only the many-process concurrency tests (also part of `make test`)
+test-stress: install-dev
+	$(PY) -m pytest -m stress -s
+
 lint: install-dev
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
