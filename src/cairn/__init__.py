@@ -18,10 +18,12 @@ from cairn.client.fluent import (
     Client,
     RunList,
     client,
+    download_artifacts,
     flush,
     get_metric_history,
     get_run,
     get_tracking_uri,
+    list_artifacts,
     search_runs,
     set_project,
     set_tracking_uri,
@@ -39,12 +41,20 @@ from cairn.domain.errors import (
     Unauthenticated,
     Unavailable,
 )
-from cairn.domain.records import MetricHistory, MetricPoint, MetricSummary, Run, RunStatus
+from cairn.domain.records import (
+    ArtifactEntry,
+    MetricHistory,
+    MetricPoint,
+    MetricSummary,
+    Run,
+    RunStatus,
+)
 from cairn.domain.refs import Ref, parse_ref
 
 __all__ = [
     "ActiveRun",
     "AlreadyExists",
+    "ArtifactEntry",
     "CairnError",
     "Client",
     "Conflict",
@@ -63,10 +73,12 @@ __all__ = [
     "Unavailable",
     "__version__",
     "client",
+    "download_artifacts",
     "flush",
     "get_metric_history",
     "get_run",
     "get_tracking_uri",
+    "list_artifacts",
     "parse_ref",
     "search_runs",
     "set_project",

@@ -23,7 +23,6 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -188,40 +187,6 @@ def _plausible_body(_ctx: Any, body: Any) -> Any:
     return st.just(body)
 
 
-# Known bugs, each pinned by an xfail in EXAMPLES below: the fuzzer steps around them so
-# that a run stays green until it finds a new one. Remove each filter with its fix.
-def _overflows_utc(value: Any) -> bool:
-    """A date-time whose offset takes it outside year 1..9999 in UTC (start/end times)."""
-    if isinstance(value, dict):
-        return any(_overflows_utc(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_overflows_utc(v) for v in value)
-    if not isinstance(value, str) or len(value) < 20 or value[10:11] not in "Tt":
-        return False
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    try:
-        parsed.astimezone(UTC)
-    except OverflowError:
-        return True
-    return False
-
-
-@schema.hooks.hook("filter_body")
-def _not_known_bug_body(_ctx: Any, body: Any) -> bool:
-    # start-time-out-of-range, end-time-out-of-range
-    return not _overflows_utc(body)
-
-
-@schema.hooks.hook("filter_query")
-def _not_known_bug_query(_ctx: Any, query: Any) -> bool:
-    # history-step-beyond-int64
-    steps = [query.get(k) for k in ("min_step", "max_step")] if isinstance(query, dict) else []
-    return all(not isinstance(s, int) or -(2**63) <= s < 2**63 for s in steps)
-
-
 # ---------------------------------------------------------------------------- the fuzz
 
 
@@ -314,12 +279,6 @@ def _probes(client: TestClient) -> list[tuple[str, str, int]]:
     return [(method, path, response.status_code) for method, path, response in calls]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the OpenAPI schema documents 422 on 15 operations (never sent: "
-    "validation errors are 400), documents none of the 400/404/409 answers nor their "
-    "envelope schema, and not the 204 of GET /runs/{run_id}/git-diff",
-)
 def test_error_statuses_are_documented() -> None:
     client = TestClient(APP)
     spec = client.get("/openapi.json").json()
@@ -358,48 +317,41 @@ _HISTORY = "/api/v1/runs/{run_id}/metrics/history"
 _OFFSET_DATE = "0001-01-01T00:00:00+01:00"  # in UTC, a day before year 1
 EXAMPLES = [
     Example("run-with-nan", "GET", "/api/v1/runs/{run_id}", "/api/v1/runs/{run}",
-            fails_on=("sqlite", "postgresql"),
             reason="schema: NaN/inf metric summaries are sent as the strings 'NaN'/'Infinity'; "
             "MetricSummaryOut.last/min/max are documented as number"),
     Example("history-with-nan", "GET", _HISTORY, "/api/v1/runs/{run}/metrics/history",
-            params={"key": "loss"}, fails_on=("sqlite", "postgresql"),
+            params={"key": "loss"},
             reason="schema: MetricHistoryOut.values sends 'NaN'/'Infinity', documented as number"),
     Example("search-with-nan", "POST", "/api/v1/runs/search", "/api/v1/runs/search",
-            body={"project": "nan"}, fails_on=("sqlite", "postgresql"),
+            body={"project": "nan"},
             reason="schema: RunPageOut carries the same NaN/inf summaries"),
     Example("history-step-beyond-int64", "GET", _HISTORY, "/api/v1/runs/{run}/metrics/history",
-            params={"key": "loss", "min_step": 2**70}, fails_on=("sqlite", "postgresql"),
+            params={"key": "loss", "min_step": 2**70},
             reason="5xx: min_step/max_step are not bounded to int64: OverflowError (SQLite), "
             "NumericValueOutOfRange (PostgreSQL) -> 500"),
     Example("history-steps-in-int64", "GET", _HISTORY, "/api/v1/runs/{run}/metrics/history",
             params={"key": "acc", "min_step": -(2**63), "max_step": 2**63 - 1}),
     Example("start-time-out-of-range", "POST", "/api/v1/runs", "/api/v1/runs",
             body={"id": "{new}", "project": "nan", "start_time": _OFFSET_DATE},
-            fails_on=("sqlite", "postgresql"),
             reason="5xx: schemas.runs._aware: astimezone(UTC) raises OverflowError -> 500"),
     Example("end-time-out-of-range", "POST", "/api/v1/batches", "/api/v1/batches",
             body={"idempotency_key": "end-out-of-range", "runs": [{"run_id": "{run}", "end": {
                 "status": "finished", "end_time": "9999-12-31T23:59:59-01:00"}}]},
-            fails_on=("sqlite", "postgresql"),
             reason="5xx: RunEndIn.to_domain: astimezone(UTC) raises OverflowError -> 500"),
     Example("lone-surrogate-in-param", "POST", "/api/v1/runs/{run_id}/batch",
             "/api/v1/runs/{run}/batch",
             body={"idempotency_key": "surrogate-1", "params": {"b": "\ud800"}},
-            fails_on=("sqlite", "postgresql"),
             reason="5xx: a lone surrogate (valid JSON \\ud800) reaches the driver: "
             "UnicodeEncodeError -> 500"),
     Example("nul-in-param", "POST", "/api/v1/runs/{run_id}/batch", "/api/v1/runs/{run}/batch",
             body={"idempotency_key": "nul-param-1", "params": {"a": "x\x00y"}},
-            fails_on=("postgresql",),
             reason="5xx: PostgreSQL text cannot hold NUL: psycopg DataError -> 500"),
     Example("nul-in-run-id", "GET", "/api/v1/runs/{run_id}", "/api/v1/runs/a%00b",
-            fails_on=("postgresql",),
             reason="5xx: a NUL in a looked-up id reaches PostgreSQL: DataError -> 500"),
     Example("nul-in-metric-key", "GET", _HISTORY, "/api/v1/runs/{run}/metrics/history",
-            params={"key": "lo\x00ss"}, fails_on=("postgresql",),
+            params={"key": "lo\x00ss"},
             reason="5xx: a NUL in a looked-up metric key reaches PostgreSQL: DataError -> 500"),
     Example("nul-in-project-name", "GET", "/api/v1/projects/{name}", "/api/v1/projects/a%00b",
-            fails_on=("postgresql",),
             reason="5xx: a NUL in a looked-up project name reaches PostgreSQL: DataError -> 500"),
 ]  # fmt: skip
 

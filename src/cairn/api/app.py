@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from cairn._version import __version__
 from cairn.api.errors import install_error_handlers
 from cairn.api.limits import BodySizeLimit
-from cairn.api.routes import batches, health, projects, runs
+from cairn.api.openapi import ERROR_RESPONSES, install_openapi
+from cairn.api.routes import artifacts, batches, health, projects, runs
+from cairn.services.artifacts import ArtifactService
 from cairn.services.tracking import TrackingService
 from cairn.settings import Settings
 from cairn.store.database import Database
@@ -19,7 +21,9 @@ from cairn.store.database import Database
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the server. Refuses an old schema unless ``settings.auto_upgrade``."""
     settings = settings or Settings()
-    db = database or Database(settings.store, auto_upgrade=settings.auto_upgrade)
+    db = database or Database(
+        settings.store, auto_upgrade=settings.auto_upgrade, artifacts=settings.artifacts
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -38,9 +42,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.db = db
     app.state.tracking = TrackingService(db)
+    app.state.artifacts = ArtifactService(db)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
-    for module in (projects, runs, batches):
-        app.include_router(module.router, prefix="/api/v1")
+    for module in (projects, runs, batches, artifacts):
+        app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    install_openapi(app)
     return app

@@ -6,11 +6,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from cairn.services.artifacts import ArtifactService
 from cairn.services.tracking import TrackingService
 
 
 def get_tracking(request: Request) -> TrackingService:
     service: TrackingService = request.app.state.tracking
+    return service
+
+
+def get_artifacts(request: Request) -> ArtifactService:
+    service: ArtifactService = request.app.state.artifacts
     return service
 
 
@@ -22,3 +28,4 @@ def get_actor(request: Request) -> str | None:
 
 TrackingDep = Annotated[TrackingService, Depends(get_tracking)]
 ActorDep = Annotated[str | None, Depends(get_actor)]
+ArtifactsDep = Annotated[ArtifactService, Depends(get_artifacts)]

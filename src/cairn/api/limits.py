@@ -10,15 +10,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cairn.api.errors import envelope
 
 
+def is_artifact_upload(scope: Scope) -> bool:
+    """``PUT /api/v1/runs/{id}/artifacts/{path}``: streamed to the blob store, never buffered."""
+    path: str = scope.get("path", "")
+    return (
+        scope.get("method") == "PUT"
+        and path.startswith("/api/v1/runs/")
+        and "/artifacts/" in path[len("/api/v1/runs/") :]
+    )
+
+
 class BodySizeLimit:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming.
+
+    Artifact uploads are exempt: they stream to the blob store and may be any size.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_artifact_upload(scope):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from cairn.domain.records import (
+    ArtifactEntry,
     Batch,
     BatchResult,
     MetricHistory,
@@ -64,6 +65,18 @@ class Backend(Protocol):
     def create_project(self, name: str, description: str = "") -> Project: ...
 
     def get_git_diff(self, run_id: str) -> str | None: ...
+
+    def log_artifact(
+        self, run_id: str, path: str, stream: BinaryIO, media_type: str | None = None
+    ) -> ArtifactEntry:
+        """Store what ``stream`` yields as the run's (normalised) file ``path``, streamed."""
+        ...
+
+    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]: ...
+
+    def read_artifact(self, run_id: str, path: str, out: BinaryIO) -> None:
+        """Write the file's bytes into ``out``, streamed."""
+        ...
 
     def close(self) -> None: ...
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import shutil
 from collections.abc import Sequence
+from typing import BinaryIO
 
+from cairn.blobs import CHUNK
 from cairn.domain.records import (
+    ArtifactEntry,
     Batch,
     BatchResult,
     MetricHistory,
@@ -14,6 +18,7 @@ from cairn.domain.records import (
     Run,
     RunPage,
 )
+from cairn.services.artifacts import ArtifactService
 from cairn.services.tracking import TrackingService
 from cairn.store.database import Database
 
@@ -31,6 +36,7 @@ class EmbeddedBackend:
         # One user owns an embedded store, so an old schema is upgraded on open.
         self.db = Database(uri, auto_upgrade=True)
         self.tracking = TrackingService(self.db)
+        self.artifacts = ArtifactService(self.db)
         self.actor = _actor()
 
     def log_batch(self, batch: Batch) -> BatchResult:
@@ -83,6 +89,19 @@ class EmbeddedBackend:
 
     def get_git_diff(self, run_id: str) -> str | None:
         return self.tracking.get_git_diff(run_id)
+
+    def log_artifact(
+        self, run_id: str, path: str, stream: BinaryIO, media_type: str | None = None
+    ) -> ArtifactEntry:
+        return self.artifacts.log_artifact(run_id, path, stream, media_type, actor=self.actor)
+
+    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
+        return self.artifacts.list_artifacts(run_id, prefix)
+
+    def read_artifact(self, run_id: str, path: str, out: BinaryIO) -> None:
+        _entry, reader = self.artifacts.open_artifact(run_id, path)
+        with reader:
+            shutil.copyfileobj(reader, out, CHUNK)
 
     def close(self) -> None:
         self.db.close()

@@ -19,15 +19,19 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from cairn.client.artifacts import write_atomically
 from cairn.client.backend import Backend, default_uri, open_backend
 from cairn.client.batcher import PARAMS, START, TAGS, Batcher
 from cairn.client.capture import capture_run_context
 from cairn.client.run import ActiveRun, _clean_tags
-from cairn.domain.errors import Invalid
+from cairn.domain.artifact_paths import normalize_artifact_path
+from cairn.domain.errors import Invalid, NotFound
 from cairn.domain.ids import new_ulid
 from cairn.domain.records import (
+    ArtifactEntry,
     MetricHistory,
     Project,
     ProjectSummary,
@@ -260,6 +264,50 @@ class Client:
         self._settle()
         return self.backend.get_git_diff(run_id)
 
+    # -- artifacts ------------------------------------------------------------------
+
+    def log_artifact_stream(
+        self, run_id: str, name: str, stream: BinaryIO, media_type: str | None = None
+    ) -> ArtifactEntry:
+        """Store a stream as the run's file ``name``, now (artifacts skip the batcher).
+
+        Queued writes are sent first, so the run exists before its files arrive.
+        """
+        clean = normalize_artifact_path(name)
+        self.flush(READ_WAIT_S)
+        return self.backend.log_artifact(run_id, clean, stream, media_type)
+
+    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
+        """A run's artifacts by path; ``prefix`` keeps the file it names or those under it."""
+        clean = normalize_artifact_path(prefix, "prefix") if prefix else None
+        self._settle()
+        return self.backend.list_artifacts(run_id, clean)
+
+    def download_artifacts(
+        self, run_id: str, path: str = "", dest: str | os.PathLike[str] = "."
+    ) -> Path:
+        """Download one file, or every file under a folder (``path=""``: all of them).
+
+        Files land at ``dest/<artifact path>``, each written atomically and checked
+        against its digest; returns the local path of what ``path`` named.
+        """
+        prefix = normalize_artifact_path(path) if path else None
+        entries = self.list_artifacts(run_id, prefix)
+        if not entries:
+            raise NotFound(
+                f"run {run_id} has no artifact at {path!r}",
+                details={"run_id": run_id, "path": path},
+            )
+        root = Path(dest)
+        for entry in entries:
+            parts = normalize_artifact_path(entry.path).split("/")
+
+            def fill(out: BinaryIO, entry_path: str = entry.path) -> None:
+                self.backend.read_artifact(run_id, entry_path, out)
+
+            write_atomically(root.joinpath(*parts), fill, entry.digest)
+        return root.joinpath(*prefix.split("/")) if prefix else root
+
     # -- projects -------------------------------------------------------------------
 
     def list_projects(self) -> list[ProjectSummary]:
@@ -363,3 +411,13 @@ def search_runs(
 
 def flush(timeout: float | None = None) -> None:
     client().flush(timeout)
+
+
+def list_artifacts(run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
+    """A run's artifacts. Example: ``[e.path for e in cairn.list_artifacts(run.id)]``."""
+    return client().list_artifacts(run_id, prefix)
+
+
+def download_artifacts(run_id: str, path: str = "", dest: str | os.PathLike[str] = ".") -> Path:
+    """Download a run's file or folder. Example: ``cairn.download_artifacts(rid, "plots")``."""
+    return client().download_artifacts(run_id, path, dest)

@@ -11,13 +11,16 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import httpx
 
 from cairn._version import __version__
+from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.errors import CairnError, Unavailable, error_from_dict
 from cairn.domain.records import (
+    ArtifactEntry,
     Batch,
     BatchResult,
     MetricHistory,
@@ -26,6 +29,7 @@ from cairn.domain.records import (
     Run,
     RunPage,
 )
+from cairn.schemas.artifacts import ArtifactOut
 from cairn.schemas.runs import (
     BatchOut,
     MetricHistoryOut,
@@ -36,6 +40,13 @@ from cairn.schemas.runs import (
 )
 
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+_CHUNK = 1024 * 1024
+
+
+def _artifact_url(run_id: str, path: str) -> str:
+    # Normalised here too: httpx would resolve ``..`` in a URL before the server saw it.
+    clean = normalize_artifact_path(path)
+    return f"/runs/{quote(run_id, safe='')}/artifacts/{quote(clean, safe='/')}"
 
 
 def encode_batch(batch: Batch) -> bytes:
@@ -182,6 +193,35 @@ class HttpBackend:
     def get_git_diff(self, run_id: str) -> str | None:
         response = self._request("GET", f"/runs/{run_id}/git-diff")
         return None if response.status_code == 204 else response.text
+
+    def log_artifact(
+        self, run_id: str, path: str, stream: BinaryIO, media_type: str | None = None
+    ) -> ArtifactEntry:
+        headers = {"Content-Type": media_type or "application/octet-stream"}
+        # httpx reads a file object in chunks: the upload is streamed, never held whole.
+        response = self._request(
+            "PUT", _artifact_url(run_id, path), content=stream, headers=headers
+        )
+        return ArtifactOut.model_validate_json(response.content).to_domain()
+
+    def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
+        params = {"prefix": prefix} if prefix else {}
+        response = self._request("GET", f"/runs/{quote(run_id, safe='')}/artifacts", params=params)
+        return [ArtifactOut.model_validate(e).to_domain() for e in response.json()]
+
+    def read_artifact(self, run_id: str, path: str, out: BinaryIO) -> None:
+        try:
+            with self.http.stream("GET", _artifact_url(run_id, path)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._error(response)
+                for chunk in response.iter_bytes(_CHUNK):
+                    out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"cannot read {path!r} from the Cairn server at {self.uri}: {exc}",
+                details={"uri": self.uri},
+            ) from exc
 
     def close(self) -> None:
         self.http.close()

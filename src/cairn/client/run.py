@@ -10,17 +10,22 @@ An exception inside the ``with`` ends the run ``failed`` and records the error.
 
 from __future__ import annotations
 
+import io
+import os
 import threading
 import time
 import traceback
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from cairn.client import artifacts as _artifacts
 from cairn.client.batcher import END, METRIC, NOTES, PARAMS, TAGS
+from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.errors import Conflict, Invalid
-from cairn.domain.records import MetricHistory, Run, RunEnd, RunStatus
+from cairn.domain.records import ArtifactEntry, MetricHistory, Run, RunEnd, RunStatus
 from cairn.domain.validation import (
     KNOWN_GOOD_KEYS,
     check_key,
@@ -124,6 +129,67 @@ class ActiveRun:
         """Append to the run's notes: why it was run, what was learnt."""
         check_text(text, "notes", "notes_length", allow_empty=False)
         self._put((NOTES, self.id, text))
+
+    # -- artifacts: sent at once, not through the batcher ----------------------------
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> ArtifactEntry:
+        """Store a file as this run's artifact ``name`` (default: the file's own name).
+
+        Example: ``run.log_artifact("out/model.pkl", "model/model.pkl")``. The file is
+        streamed; the same bytes logged by any number of runs are stored once.
+        """
+        local = Path(path)
+        clean = normalize_artifact_path(local.name if name is None else name)
+        with open(local, "rb") as stream:
+            return self.client.log_artifact_stream(self.id, clean, stream)
+
+    def log_artifacts(
+        self, folder: str | os.PathLike[str], prefix: str | None = None
+    ) -> list[ArtifactEntry]:
+        """Store every file under ``folder``, keeping relative paths (under ``prefix``).
+
+        Example: ``run.log_artifacts("plots", prefix="eval/plots")``.
+        """
+        root = Path(folder)
+        if not root.is_dir():
+            raise Invalid(f"folder {os.fspath(folder)!r} is not a folder", field="folder")
+        base = normalize_artifact_path(prefix, "prefix") if prefix else None
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        # Every name is checked before any file is sent: a bad one stores nothing.
+        names = [
+            normalize_artifact_path(f"{base}/{rel}" if base else rel)
+            for rel in (f.relative_to(root).as_posix() for f in files)
+        ]
+        return [self.log_artifact(f, n) for f, n in zip(files, names, strict=True)]
+
+    def _log_bytes(self, data: bytes, name: str, media_type: str) -> ArtifactEntry:
+        clean = normalize_artifact_path(name)
+        return self.client.log_artifact_stream(self.id, clean, io.BytesIO(data), media_type)
+
+    def log_text(self, text: str, name: str) -> ArtifactEntry:
+        """Store text (UTF-8) as artifact ``name``. Example: ``run.log_text(md, "report.md")``."""
+        media = _artifacts.media_type_for(name, "text/plain")
+        return self._log_bytes(_artifacts.text_bytes(text), name, media)
+
+    def log_json(self, obj: Any, name: str) -> ArtifactEntry:
+        """Store an object as JSON. Example: ``run.log_json({"classes": 3}, "meta.json")``."""
+        return self._log_bytes(_artifacts.json_bytes(obj), name, "application/json")
+
+    def log_figure(self, fig: Any, name: str) -> ArtifactEntry:
+        """Store a matplotlib figure (PNG, or SVG/PDF by the name's extension).
+
+        Example: ``run.log_figure(fig, "plots/loss.png")``.
+        """
+        data, media = _artifacts.figure_bytes(fig, normalize_artifact_path(name))
+        return self._log_bytes(data, name, media)
+
+    def log_table(self, df: Any, name: str) -> ArtifactEntry:
+        """Store a pandas DataFrame as CSV, or parquet when ``name`` ends ``.parquet``.
+
+        Example: ``run.log_table(predictions, "eval/predictions.csv")``.
+        """
+        data, media = _artifacts.table_bytes(df, normalize_artifact_path(name))
+        return self._log_bytes(data, name, media)
 
     def child(self, name: str | None = None, **kwargs: Any) -> ActiveRun:
         """Start a nested run (a pipeline step, a trial of a sweep) under this one."""

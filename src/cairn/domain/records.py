@@ -198,3 +198,14 @@ class RunPage:
 
 def is_nan(value: float | None) -> bool:
     return value is not None and math.isnan(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactEntry:
+    """One file of a run's artifact manifest: a normalised path and the blob it names."""
+
+    path: str
+    digest: str
+    size: int
+    media_type: str
+    created_at: datetime

@@ -61,7 +61,7 @@ def _check_key(key: object, field: str) -> None:
             field=field,
             details={"limit": "key_length", "max": LIMITS["key_length"]},
         )
-    if not _KEY_RE.match(key) or key != key.strip() or ".." in key or key.startswith("/"):
+    if not _KEY_RE.fullmatch(key) or key != key.strip() or ".." in key or key.startswith("/"):
         raise Invalid(
             f"{field} {key!r} may hold only letters, digits and _ - . / : and inner spaces",
             field=field,
@@ -79,13 +79,28 @@ def check_text(value: object, field: str, limit: str, *, allow_empty: bool = Tru
             field=field,
             details={"limit": limit, "max": LIMITS[limit]},
         )
+    return check_storable(value, field)
+
+
+def check_storable(value: str, field: str) -> str:
+    """Text every database can store: no NUL character, no lone UTF-16 surrogate."""
+    if "\x00" in value:
+        raise Invalid(f"{field} must not contain the NUL character", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{field} is not valid Unicode (a lone surrogate)", field=field) from None
     return value
+
+
+def is_project_name(name: str) -> bool:
+    return len(name) <= LIMITS["project_name_length"] and bool(_PROJECT_RE.fullmatch(name))
 
 
 def check_project_name(name: object) -> str:
     check_text(name, "project", "project_name_length", allow_empty=False)
     assert isinstance(name, str)
-    if not _PROJECT_RE.match(name):
+    if not _PROJECT_RE.fullmatch(name):
         raise Invalid(
             f"project {name!r} must start with a letter or digit and hold only "
             "letters, digits, _ - and .",

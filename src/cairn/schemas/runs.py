@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
 
 from cairn.domain.records import (
     Batch,
@@ -40,10 +40,35 @@ def _as_strings(value: Any) -> Any:
     return value
 
 
+def _utc(value: datetime) -> datetime:
+    """A time as UTC; one that leaves the calendar when converted is a bad value."""
+    try:
+        return _aware(value)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+# NaN and +-inf travel as the strings "NaN", "Infinity", "-Infinity" (JSON has no such
+# numbers); the schema says so, for requests and responses alike.
+Real = Annotated[
+    float,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]},
+            ]
+        }
+    ),
+]
+
+
 class RunStartIn(Wire):
     id: str
     project: str
-    start_time: datetime
+    start_time: UtcTime
     name: str | None = None
     experiment: str | None = None
     parent_id: str | None = None
@@ -66,7 +91,7 @@ class RunStartIn(Wire):
 
 class RunEndIn(Wire):
     status: RunStatus
-    end_time: datetime
+    end_time: UtcTime
     error: str | None = None
 
     def to_domain(self) -> RunEnd:
@@ -76,7 +101,7 @@ class RunEndIn(Wire):
 class SeriesIn(Wire):
     steps: list[int]
     timestamps: list[int]
-    values: list[float]
+    values: list[Real]
 
     @field_validator("values", mode="before")
     @classmethod
@@ -151,11 +176,11 @@ class BatchOut(Wire):
 
 class MetricSummaryOut(Wire):
     key: str
-    last: float
+    last: Real
     last_step: int
     last_timestamp: int
-    min: float | None
-    max: float | None
+    min: Real | None
+    max: Real | None
     count: int
 
     def to_domain(self) -> MetricSummary:
@@ -246,7 +271,7 @@ class MetricHistoryOut(Wire):
     key: str
     steps: list[int]
     timestamps: list[int]
-    values: list[float]
+    values: list[Real]
     total_count: int
     downsampled: bool
 

@@ -26,7 +26,14 @@ from cairn.domain.records import (
     RunStart,
     RunStatus,
 )
-from cairn.domain.validation import LIMITS, check_key, check_project_name, check_text, tag_value
+from cairn.domain.validation import (
+    LIMITS,
+    check_key,
+    check_project_name,
+    check_text,
+    step_value,
+    tag_value,
+)
 from cairn.services.batch_rules import check_batch
 from cairn.store.bulk import no_gc_pauses
 from cairn.store.database import Database, Tx
@@ -207,6 +214,7 @@ class TrackingService:
         )
 
     def delete_tag(self, run_id: str, key: str, actor: str | None = None) -> None:
+        check_key(key, "key")
         with self.db.write() as tx:
             run = RunRepository(tx.conn).key(run_id)
             if not RunRepository(tx.conn).delete_tag(run.pk, key):
@@ -240,6 +248,11 @@ class TrackingService:
     ) -> MetricHistory:
         if max_points is not None and not 2 <= max_points <= 1_000_000:
             raise Invalid("max_points must be between 2 and 1000000", field="max_points")
+        check_key(key, "key")
+        if min_step is not None:
+            step_value(min_step, "min_step")
+        if max_step is not None:
+            step_value(max_step, "max_step")
         with self.db.read() as conn:
             run = RunRepository(conn).key(run_id)
             repo = MetricRepository(conn, self.db.metric_keys)

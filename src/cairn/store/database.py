@@ -58,8 +58,17 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Database:
-    def __init__(self, location: StoreLocation | str, *, auto_upgrade: bool = True) -> None:
+    def __init__(
+        self,
+        location: StoreLocation | str,
+        *,
+        auto_upgrade: bool = True,
+        artifacts: str | None = None,
+    ) -> None:
         self.location = location if isinstance(location, StoreLocation) else resolve_store(location)
+        # Where artifact bytes go: a folder or s3:// URI given, else the store's own folder
+        # (none for PostgreSQL, which then needs one given before artifacts are used).
+        self.artifacts: str | None = artifacts or self.location.artifacts
         self.engine: Engine = make_engine(self.location.database_url)
         self.dialect = self.engine.dialect.name
         self.metric_keys = KeyCache()

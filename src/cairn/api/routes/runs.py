@@ -132,7 +132,17 @@ def delete_tag(run_id: str, key: str, tracking: TrackingDep, actor: ActorDep) ->
     return Response(status_code=204)
 
 
-@router.get("/runs/{run_id}/git-diff", response_class=Response)
+@router.get(
+    "/runs/{run_id}/git-diff",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/x-diff": {"schema": {"type": "string"}}},
+            "description": "The diff",
+        },
+        204: {"description": "The run was started from a clean tree, or without git capture"},
+    },
+)
 def git_diff(run_id: str, tracking: TrackingDep) -> Response:
     """The uncommitted diff captured when the run started (text), or 204 when none."""
     diff = tracking.get_git_diff(run_id)

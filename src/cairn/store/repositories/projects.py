@@ -8,6 +8,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cairn.domain.errors import NotFound
 from cairn.domain.records import Project, ProjectSummary, RunStatus, ms_to_datetime, now_ms
+from cairn.domain.validation import is_project_name
 from cairn.store.tables import ProjectRow, RunRow
 
 _P = cast(Table, ProjectRow.__table__)
@@ -25,6 +26,8 @@ class ProjectRepository:
         self.conn = conn
 
     def find(self, name: str) -> Project | None:
+        if not is_project_name(name):
+            return None  # e.g. a NUL in a URL: no such project, and no query for it
         row = self.conn.execute(select(_P).where(_P.c.name == name)).first()
         return _project(row) if row else None
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ClauseElement
 
 from cairn.domain.errors import Conflict, NotFound
+from cairn.domain.ids import is_ulid
 from cairn.domain.records import (
     MetricSummary,
     Run,
@@ -68,7 +69,7 @@ class RunRepository:
 
     def keys(self, run_ids: Iterable[str]) -> dict[str, RunKey]:
         found: dict[str, RunKey] = {}
-        ids = list(set(run_ids))
+        ids = [i for i in set(run_ids) if is_ulid(i)]  # anything else names no run
         for chunk in _chunks(ids):
             stmt = select(_R.c.pk, _R.c.id, _R.c.project_id, _R.c.status).where(_R.c.id.in_(chunk))
             for row in self.conn.execute(stmt):

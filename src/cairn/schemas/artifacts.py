@@ -1,0 +1,31 @@
+"""Run artifacts on the wire: manifest entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cairn.domain.records import ArtifactEntry
+from cairn.schemas.base import Wire
+
+
+class ArtifactOut(Wire):
+    path: str
+    digest: str
+    size: int
+    media_type: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, entry: ArtifactEntry) -> ArtifactOut:
+        return cls(
+            path=entry.path,
+            digest=entry.digest,
+            size=entry.size,
+            media_type=entry.media_type,
+            created_at=entry.created_at,
+        )
+
+    def to_domain(self) -> ArtifactEntry:
+        created = self.created_at
+        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+        return ArtifactEntry(self.path, self.digest, self.size, self.media_type, created)
