@@ -22,6 +22,10 @@ class Settings:
     workers: int = field(default_factory=lambda: int(os.environ.get("CAIRN_WORKERS", "1")))
     # The server never upgrades a store by itself: other processes may use the old schema.
     auto_upgrade: bool = field(default_factory=lambda: _env_bool("CAIRN_AUTO_UPGRADE", False))
+    # A running run with no news for this long is marked killed (0: never).
+    heartbeat_timeout_s: float = field(
+        default_factory=lambda: float(os.environ.get("CAIRN_HEARTBEAT_TIMEOUT", "300"))
+    )
     max_request_bytes: int = field(
         default_factory=lambda: int(os.environ.get("CAIRN_MAX_REQUEST_BYTES", str(64 << 20)))
     )

@@ -739,3 +739,42 @@ def test_a_parent_may_arrive_after_its_child(tracking: TrackingService) -> None:
     tracking.log_batch(Batch(new_ulid(), [RunBatch(parent, start=RunStart(parent, "p", now))]))
     assert tracking.get_run(child).parent_id == parent
     assert tracking.child_runs(parent) == [child]
+
+
+def test_runs_without_news_are_reaped_as_killed(
+    tracking: TrackingService, database: Database
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from cairn.domain.ids import new_ulid
+    from cairn.domain.records import Batch, RunBatch, RunEnd, RunStart, RunStatus
+    from cairn.store.tables import RunRow
+
+    stale, fresh, done = new_ulid(), new_ulid(), new_ulid()
+    now = datetime.now(tz=UTC)
+    tracking.log_batch(Batch(new_ulid(), [
+        RunBatch(stale, start=RunStart(stale, "p", now)),
+        RunBatch(fresh, start=RunStart(fresh, "p", now)),
+        RunBatch(done, start=RunStart(done, "p", now), end=RunEnd(RunStatus.FINISHED, now)),
+    ]))  # fmt: skip
+    last_news = 1_700_000_000_000
+    with database.write() as tx:
+        tx.conn.execute(
+            update(RunRow).where(RunRow.id.in_([stale, done])).values(updated_at=last_news)
+        )
+    assert tracking.reap_stale_runs(60) == [stale]
+    killed = tracking.get_run(stale)
+    assert killed.status is RunStatus.KILLED and "no heartbeat" in (killed.error or "")
+    assert killed.end_time is not None and int(killed.end_time.timestamp() * 1000) == last_news
+    assert tracking.get_run(fresh).status is RunStatus.RUNNING
+    assert tracking.get_run(done).status is RunStatus.FINISHED
+    assert tracking.reap_stale_runs(60) == []  # idempotent
+    with database.read() as conn:
+        events = EventRepository(conn).for_entity("run", stale)
+    assert events[-1].action == "run.ended" and events[-1].actor == "cairn"
+    # a heartbeat (an empty entry) is news, and leaves no audit event
+    tracking.log_batch(Batch(new_ulid(), [RunBatch(fresh)]))
+    with database.read() as conn:
+        assert len(EventRepository(conn).for_entity("run", fresh)) == 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from cairn._version import __version__
 from cairn.api.errors import install_error_handlers
@@ -17,6 +20,20 @@ from cairn.services.tracking import TrackingService
 from cairn.settings import Settings
 from cairn.store.database import Database
 
+log = logging.getLogger("cairn.api")
+
+
+async def _reap_forever(app: FastAPI, timeout_s: float) -> None:
+    """Mark runs whose process died ``killed``. Every worker runs one; the update is
+    idempotent, so several workers (or hosts) reaping at once is harmless."""
+    period = min(60.0, max(timeout_s / 4, 0.05))
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await run_in_threadpool(app.state.tracking.reap_stale_runs, timeout_s)
+        except Exception:  # a busy or unreachable database: try again next period
+            log.warning("cairn: reaping stale runs failed", exc_info=True)
+
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the server. Refuses an old schema unless ``settings.auto_upgrade``."""
@@ -26,8 +43,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = None
+        if settings.heartbeat_timeout_s > 0:
+            reaper = asyncio.create_task(_reap_forever(app, settings.heartbeat_timeout_s))
         yield
+        if reaper is not None:
+            reaper.cancel()
         db.close()
 
     app = FastAPI(

@@ -29,7 +29,7 @@ from cairn.domain.records import Batch, MetricSeries, RunBatch, RunEnd, RunStart
 log = logging.getLogger("cairn.batcher")
 
 # Item kinds on the queue. Metric items are the hot path: (METRIC, run_id, step, ts, values).
-METRIC, START, PARAMS, TAGS, NOTES, END, MARK = range(7)
+METRIC, START, PARAMS, TAGS, NOTES, END, MARK, HEARTBEAT = range(8)
 
 # Well inside the server's LIMITS, so a batch is never refused for its size.
 MAX_BATCH_POINTS = 100_000
@@ -117,11 +117,21 @@ class Batcher:
 
     # -- consumer side (the thread) -------------------------------------------------
 
+    def beat(self, interval: float, open_runs: Callable[[], list[str]]) -> None:
+        """Every ``interval`` seconds, tell the server which runs are still alive, so a
+        run whose process died is marked ``killed`` instead of ``running`` forever."""
+        self._heartbeat = (interval, open_runs)
+
     def _loop(self) -> None:
+        last_beat = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
+                beat = getattr(self, "_heartbeat", None)
+                if beat is not None and time.monotonic() - last_beat >= beat[0]:
+                    last_beat = time.monotonic()
+                    self.queue.extend((HEARTBEAT, run_id) for run_id in beat[1]())
                 self._drain()
             except Exception:  # never let the thread die: log and carry on
                 log.exception("cairn: unexpected error in the background sender")
@@ -226,6 +236,8 @@ class _BatchBuilder:
         elif kind == END:
             end: RunEnd = item[2]
             self._run(item[1]).end = end
+        elif kind == HEARTBEAT:
+            self._run(item[1])  # an empty entry: the run is alive
         self.full = (
             self.points >= MAX_BATCH_POINTS
             or len(self.runs) >= MAX_BATCH_RUNS

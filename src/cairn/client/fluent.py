@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped]
 
 DEFAULT_PROJECT = "default"
+# Open runs say they are alive this often; a server marks a run killed after
+# CAIRN_HEARTBEAT_TIMEOUT (default 300 s) of silence.
+HEARTBEAT_S = float(os.environ.get("CAIRN_HEARTBEAT_INTERVAL", "30"))
 READ_WAIT_S = 30.0  # how long a read waits for queued writes before it goes ahead
 _CAPTURE_PARTS = frozenset({"git", "environment", "command"})
 
@@ -110,6 +113,7 @@ class Client:
         self.uri = self.backend.uri
         self.project = check_project_name(project) if project else None
         self.batcher = Batcher(self.backend.log_batch, interval=flush_interval)
+        self.batcher.beat(HEARTBEAT_S, self._open_run_ids)
         self._open: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -189,6 +193,10 @@ class Client:
             run._sampler = sampler
             sampler.start()
         return run
+
+    def _open_run_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._open)
 
     def _forget(self, run: ActiveRun) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from cairn.domain.records import (
     RunPage,
     RunStart,
     RunStatus,
+    now_ms,
 )
 from cairn.domain.validation import (
     LIMITS,
@@ -115,7 +116,8 @@ class TrackingService:
                 runs.append_notes(key.pk, item.notes)
             if item.end is not None and item.run_id not in created_ids:
                 ends.append((key.pk, item.end))
-            events.append(_run_event(item, key, item.run_id in created_ids))
+            if not item.is_empty():  # an empty entry is a heartbeat: no audit noise
+                events.append(_run_event(item, key, item.run_id in created_ids))
         runs.end(ends)
         touched = [keys[i.run_id].pk for i in items if i.run_id not in created_ids]
         runs.touch(touched)
@@ -161,6 +163,32 @@ class TrackingService:
                 )
             # else: a resumed run, whose start is already recorded
         return to_create
+
+    def reap_stale_runs(self, timeout_s: float, actor: str | None = "cairn") -> list[str]:
+        """Mark ``killed`` the runs still ``running`` with no news for ``timeout_s``.
+
+        Any write to a run, a client heartbeat included, is news. The run's end time is
+        its last news. Safe to call from several processes at once.
+        """
+        cutoff = now_ms() - int(timeout_s * 1000)
+        error = f"no heartbeat for {timeout_s:g} s: the process logging it is gone"
+        with self.db.write() as tx:
+            reaped = RunRepository(tx.conn).kill_stale(cutoff, error)
+            EventRepository(tx.conn).add_many(
+                actor,
+                [
+                    NewEvent(
+                        "run.ended",
+                        "run",
+                        run_id,
+                        project_id,
+                        before={"status": RunStatus.RUNNING.value},
+                        after={"status": RunStatus.KILLED.value, "error": error},
+                    )
+                    for run_id, project_id in reaped
+                ],
+            )
+        return [run_id for run_id, _ in reaped]
 
     def start_run(self, start: RunStart, actor: str | None = None) -> Run:
         self.log_batch(Batch(f"start-{start.id}", [RunBatch(start.id, start=start)]), actor)

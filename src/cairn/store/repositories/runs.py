@@ -158,6 +158,18 @@ class RunRepository:
         for chunk in _chunks(pks):
             self.conn.execute(_R.update().where(_R.c.pk.in_(chunk)).values(updated_at=now_ms()))
 
+    def kill_stale(self, cutoff_ms: int, error: str) -> list[tuple[str, int]]:
+        """End ``killed`` the running runs last updated before ``cutoff_ms``."""
+        stale = (_R.c.status == RunStatus.RUNNING.value) & (_R.c.updated_at < cutoff_ms)
+        found = list(self.conn.execute(select(_R.c.id, _R.c.project_id).where(stale)))
+        if found:
+            self.conn.execute(
+                _R.update()
+                .where(stale & _R.c.id.in_([row.id for row in found]))
+                .values(status=RunStatus.KILLED.value, end_time=_R.c.updated_at, error=error)
+            )
+        return [(row.id, row.project_id) for row in found]
+
     def update_fields(self, pk: int, **values: Any) -> None:
         self.conn.execute(_R.update().where(_R.c.pk == pk).values(updated_at=now_ms(), **values))
 
