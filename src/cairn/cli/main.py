@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cairn._version import __version__
+from cairn.cli.artifacts import artifacts
 from cairn.cli.db import db
 from cairn.cli.projects import projects
 from cairn.cli.runs import runs
@@ -21,6 +22,7 @@ cli.add_command(server)
 cli.add_command(db)
 cli.add_command(projects)
 cli.add_command(runs)
+cli.add_command(artifacts)
 
 
 def main() -> None:
