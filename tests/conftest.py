@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,34 +49,53 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "cairn.db"
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
+def pg_url_or_skip() -> str:
+    """The PostgreSQL server URL; skip without one, fail under ``CAIRN_REQUIRE_ALL=1``."""
     if not PG_URL:
         if REQUIRE_ALL:
             pytest.fail("PostgreSQL is required (CAIRN_REQUIRE_ALL=1) but not configured")
         pytest.skip("CAIRN_TEST_DATABASE_URL not set")
-    url = make_url(
-        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-        if PG_URL.startswith("postgresql://")
-        else PG_URL
-    )
-    name = f"cairn_test_{uuid.uuid4().hex[:10]}"
+    from cairn.store.engine import resolve_store
+
+    return resolve_store(PG_URL).database_url
+
+
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database of its own (its URL), dropped afterwards."""
+    url = make_url(pg_url_or_skip())
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:
+            if REQUIRE_ALL:
+                pytest.fail(f"PostgreSQL at {PG_URL} is not usable: {exc}")
+            pytest.skip(f"PostgreSQL not usable: {exc}")
+        yield url.set(database=name).render_as_string(hide_password=False)
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        if REQUIRE_ALL:
-            pytest.fail(f"PostgreSQL at {PG_URL} is not usable: {exc}")
-        pytest.skip(f"PostgreSQL not usable: {exc}")
-    test_url = url.set(database=name).render_as_string(hide_password=False)
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One migrated database for the session; ``db_url`` empties it after each test."""
     from cairn.store.database import Database
 
-    Database(test_url).close()  # migrate once
-    yield test_url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_pg_database("cairn_test") as url:
+        Database(url).close()  # migrate once
+        yield url
+
+
+@pytest.fixture
+def pg_fresh() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test."""
+    with fresh_pg_database("cairn_fresh") as url:
+        yield url
 
 
 def _truncate_pg(url: str) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 import cairn
-from conftest import PG_URL, REQUIRE_ALL, start_server, stop_server
+from conftest import fresh_pg_database, start_server, stop_server
 
 pytestmark = [pytest.mark.stress, pytest.mark.timeout(240)]
 
@@ -121,30 +121,10 @@ def _serve(store: str) -> Target:
 @pytest.fixture
 def pg_store() -> Iterator[str]:
     """A new, empty PostgreSQL database as a ``postgresql://`` store URL; dropped after."""
-    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    if not PG_URL:
-        if REQUIRE_ALL:
-            pytest.fail("PostgreSQL is required (CAIRN_REQUIRE_ALL=1) but not configured")
-        pytest.skip("CAIRN_TEST_DATABASE_URL not set")
-    url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"cairn_stress_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        if REQUIRE_ALL:
-            pytest.fail(f"PostgreSQL at {PG_URL} is not usable: {exc}")
-        pytest.skip(f"PostgreSQL not usable: {exc}")
-    try:
-        yield url.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database("cairn_stress") as url:
+        yield make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["embedded-sqlite", "server-sqlite", "server-postgresql"])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 
 from cairn.blobs import LocalBlobStore
 from cairn.services.artifacts import ArtifactService
@@ -23,7 +20,6 @@ from cairn.store.engine import make_engine, resolve_store
 from cairn.store.schema import alembic_config, current_revision, head_revision
 from cairn.store.tables import Base
 
-PG_URL = os.environ.get("CAIRN_TEST_DATABASE_URL")
 RUN_ID = "01JAAAAAAAAAAAAAAAAAAAAAAA"
 
 
@@ -33,21 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "store")
         return
-    if not PG_URL:
-        if os.environ.get("CAIRN_REQUIRE_ALL") == "1":
-            pytest.fail("PostgreSQL is required (CAIRN_REQUIRE_ALL=1) but not configured")
-        pytest.skip("CAIRN_TEST_DATABASE_URL not set")
-    url = make_url(resolve_store(PG_URL).database_url)
-    name = f"cairn_m2_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield request.getfixturevalue("pg_fresh")
 
 
 def make_store_at_0001_with_data(location: str) -> None:

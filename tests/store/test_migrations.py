@@ -11,11 +11,9 @@ CLI runs as a subprocess on the same copied tree.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,8 +24,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, inspect, text
 
 from cairn.domain.errors import NotFound, SchemaOutdated
 from cairn.domain.ids import new_ulid
@@ -40,8 +37,6 @@ from cairn.store.schema import alembic_config, current_revision, head_revision
 from cairn.store.tables import Base
 from conftest import free_port
 
-PG_URL = os.environ.get("CAIRN_TEST_DATABASE_URL")
-REQUIRE_ALL = os.environ.get("CAIRN_REQUIRE_ALL") == "1"
 HEAD = head_revision()
 LATER = "0999_test_later"
 TABLES = set(Base.metadata.tables)
@@ -57,30 +52,6 @@ CLI_ON_TREE = (
 
 
 # ---------------------------------------------------------------------------- stores
-
-
-def _pg_admin_url() -> str:
-    if not PG_URL:
-        if REQUIRE_ALL:
-            pytest.fail("PostgreSQL is required (CAIRN_REQUIRE_ALL=1) but not configured")
-        pytest.skip("CAIRN_TEST_DATABASE_URL not set")
-    return resolve_store(PG_URL).database_url
-
-
-@pytest.fixture
-def pg_fresh() -> Iterator[str]:
-    """A new, empty PostgreSQL database of its own, dropped afterwards."""
-    url = make_url(_pg_admin_url())
-    name = f"cairn_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

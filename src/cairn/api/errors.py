@@ -65,7 +65,7 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CairnError)
-    return error_response(exc.code, exc.message, exc.details)
+    return error_response(**exc.to_dict())
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -63,6 +63,7 @@ class Batcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._errors: list[CairnError] = []
+        self._heartbeat: tuple[float, Callable[[], list[str]]] | None = None
         self._start_thread()
         _BATCHERS.add(self)
 
@@ -128,7 +129,7 @@ class Batcher:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                beat = getattr(self, "_heartbeat", None)
+                beat = self._heartbeat
                 if beat is not None and time.monotonic() - last_beat >= beat[0]:
                     last_beat = time.monotonic()
                     self.queue.extend((HEARTBEAT, run_id) for run_id in beat[1]())

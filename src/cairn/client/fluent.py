@@ -26,7 +26,7 @@ from cairn.client.artifacts import write_atomically
 from cairn.client.backend import Backend, default_uri, open_backend
 from cairn.client.batcher import PARAMS, START, TAGS, Batcher
 from cairn.client.capture import capture_run_context
-from cairn.client.run import ActiveRun, _clean_tags
+from cairn.client.run import ActiveRun, clean_tags
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.errors import Invalid, NotFound
 from cairn.domain.ids import new_ulid
@@ -177,12 +177,12 @@ class Client:
         run = ActiveRun(self, run_id, project_name, name)
         # Validate everything before anything is queued: bad input starts no run.
         clean_params = run._clean_params(params) if params else {}
-        clean_tags = _clean_tags(tags) if tags else {}
+        tag_values = clean_tags(tags) if tags else {}
         self.batcher.put((START, start))
         if clean_params:
             self.batcher.put((PARAMS, run_id, clean_params))
-        if clean_tags:
-            self.batcher.put((TAGS, run_id, clean_tags))
+        if tag_values:
+            self.batcher.put((TAGS, run_id, tag_values))
         with self._lock:
             self._open[run_id] = run
         if system_metrics:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from cairn.client.sysmetrics import SystemMetricsSampler
 
 
-def _clean_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+def clean_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     return {check_key(k, "tag key"): tag_value(v, f"tags.{k}") for k, v in tags.items()}
 
 
@@ -118,7 +118,7 @@ class ActiveRun:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set mutable labels; a tag set again takes the new value."""
-        clean = _clean_tags(tags)
+        clean = clean_tags(tags)
         if clean:
             self._put((TAGS, self.id, clean))
 

@@ -7,7 +7,6 @@ because they come by the million.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,10 +18,6 @@ class RunStatus(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     KILLED = "killed"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self is not RunStatus.RUNNING
 
 
 def ms_to_datetime(ms: int | None) -> datetime | None:
@@ -194,10 +189,6 @@ class Run:
 class RunPage:
     runs: list[Run]
     next_cursor: str | None
-
-
-def is_nan(value: float | None) -> bool:
-    return value is not None and math.isnan(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ The table in ``docs/limits.md`` is generated from ``LIMITS`` (a test keeps them 
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 from typing import Any
@@ -152,7 +151,3 @@ def step_value(value: Any, field: str) -> int:
     if not STEP_MIN <= step <= STEP_MAX:
         raise Invalid(f"{field} {step} does not fit in 64 bits", field=field)
     return step
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cairn.domain.records import ArtifactEntry
-from cairn.schemas.base import Wire
+from cairn.schemas.base import Wire, as_utc
 
 
 class ArtifactOut(Wire):
@@ -26,6 +26,5 @@ class ArtifactOut(Wire):
         )
 
     def to_domain(self) -> ArtifactEntry:
-        created = self.created_at
-        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+        created = as_utc(self.created_at)
         return ArtifactEntry(self.path, self.digest, self.size, self.media_type, created)

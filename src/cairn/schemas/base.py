@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pydantic import BaseModel, ConfigDict
+
+
+def as_utc(value: datetime) -> datetime:
+    """A time as timezone-aware UTC; a naive time is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Wire(BaseModel):

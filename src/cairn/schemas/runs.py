@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
@@ -23,11 +23,7 @@ from cairn.domain.records import (
     RunStart,
     RunStatus,
 )
-from cairn.schemas.base import Wire
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from cairn.schemas.base import Wire, as_utc
 
 
 def _as_strings(value: Any) -> Any:
@@ -43,7 +39,7 @@ def _as_strings(value: Any) -> Any:
 def _utc(value: datetime) -> datetime:
     """A time as UTC; one that leaves the calendar when converted is a bad value."""
     try:
-        return _aware(value)
+        return as_utc(value)
     except OverflowError:
         raise ValueError("the time is out of range once converted to UTC") from None
 
@@ -81,7 +77,6 @@ class RunStartIn(Wire):
 
     def to_domain(self) -> RunStart:
         data = self.model_dump()
-        data["start_time"] = _aware(self.start_time)
         return RunStart(**data)
 
     @classmethod
@@ -95,7 +90,7 @@ class RunEndIn(Wire):
     error: str | None = None
 
     def to_domain(self) -> RunEnd:
-        return RunEnd(self.status, _aware(self.end_time), self.error)
+        return RunEnd(self.status, self.end_time, self.error)
 
 
 class SeriesIn(Wire):
@@ -317,7 +312,7 @@ class ProjectOut(Wire):
         )
 
     def to_domain(self) -> Project:
-        return Project(self.id, self.name, self.description, _aware(self.created_at))
+        return Project(self.id, self.name, self.description, as_utc(self.created_at))
 
 
 class ProjectSummaryOut(Wire):
@@ -336,7 +331,7 @@ class ProjectSummaryOut(Wire):
         )
 
     def to_domain(self) -> ProjectSummary:
-        last = _aware(self.last_activity) if self.last_activity else None
+        last = as_utc(self.last_activity) if self.last_activity else None
         return ProjectSummary(self.project.to_domain(), self.run_count, self.running_count, last)
 
 

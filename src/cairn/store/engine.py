@@ -29,10 +29,6 @@ class StoreLocation:
     database_url: str
     artifacts: str | None  # a folder for the local blob store, when the store is a folder
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 def resolve_store(uri: str | os.PathLike[str]) -> StoreLocation:
     """A folder path, ``sqlite:///file.db`` or ``postgresql://…``.

@@ -31,15 +31,9 @@ def read_history(
 ) -> tuple[list[MetricPoint], int, bool]:
     """(points, points in range, downsampled?)"""
     ranged = min_step is not None or max_step is not None
-    if max_points is None or (not ranged and total <= max_points):
-        points = repo.points(run_pk, key_id, min_step, max_step)
-        return points, len(points), False
+    if max_points is None or (not ranged and total <= max_points) or total <= ROLLUP_FROM:
+        return _from_points(repo, run_pk, key_id, max_points, min_step, max_step)
     groups = max(1, max_points // 2)
-    if total <= ROLLUP_FROM:  # short: bucket the raw points
-        points = repo.points(run_pk, key_id, min_step, max_step)
-        if len(points) <= max_points:
-            return points, len(points), False
-        return _merge([_one(p) for p in points], groups), len(points), True
     coarsest_level, _ = LEVELS[-1]
     estimate = sum(
         r.count for r in repo.rollups(run_pk, key_id, coarsest_level, min_step, max_step)
@@ -48,12 +42,8 @@ def read_history(
         ((lv, sz) for lv, sz in LEVELS if estimate / sz <= groups * _MAX_FAN_IN), LEVELS[-1]
     )
     rows = repo.rollups(run_pk, key_id, level, min_step, max_step)
-    if len(rows) < groups:
-        # Coarser than asked for: the series is short, so bucket its raw points instead.
-        points = repo.points(run_pk, key_id, min_step, max_step)
-        if len(points) <= max_points:
-            return points, len(points), False
-        return _merge([_one(p) for p in points], groups), len(points), True
+    if len(rows) < groups:  # coarser than asked for: the range is short, use its points
+        return _from_points(repo, run_pk, key_id, max_points, min_step, max_step)
     buckets: list[tuple[_Point | None, _Point | None]] = []
     count = 0
     for row in rows:
@@ -70,9 +60,23 @@ def read_history(
             hi = max(real, key=lambda p: p.value)
             buckets.append(((lo.step, lo.timestamp, lo.value), (hi.step, hi.timestamp, hi.value)))
     if count <= max_points:
-        points = repo.points(run_pk, key_id, min_step, max_step)
-        return points, len(points), False
+        return _from_points(repo, run_pk, key_id, max_points, min_step, max_step)
     return _merge(buckets, groups), count, True
+
+
+def _from_points(
+    repo: MetricRepository,
+    run_pk: int,
+    key_id: int,
+    max_points: int | None,
+    min_step: int | None,
+    max_step: int | None,
+) -> tuple[list[MetricPoint], int, bool]:
+    """The range's raw points, bucketed only when there are more than ``max_points``."""
+    points = repo.points(run_pk, key_id, min_step, max_step)
+    if max_points is None or len(points) <= max_points:
+        return points, len(points), False
+    return _merge([_one(p) for p in points], max(1, max_points // 2)), len(points), True
 
 
 def _one(p: MetricPoint) -> tuple[_Point | None, _Point | None]:

@@ -98,10 +98,6 @@ def _nullable(value: float) -> float | None:
     return None if value != value else value
 
 
-def _denull(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
 _SUMMARY_COLUMNS = (
     "run_pk", "key_id", "count", "last_value", "last_step", "last_ts", "min_value", "max_value",
 )  # fmt: skip
@@ -436,7 +432,7 @@ class MetricRepository:
 
     def summaries(self, run_pks: Sequence[int]) -> dict[int, dict[str, MetricSummary]]:
         out: dict[int, dict[str, MetricSummary]] = {pk: {} for pk in run_pks}
-        names = self._names()
+        names = self.cache.names
         columns = (
             _S.c.run_pk,
             _S.c.key_id,
@@ -450,16 +446,14 @@ class MetricRepository:
         nan = math.nan
         rows = rows_for(self.conn, columns, _S.c.run_pk, run_pks)
         for pk, key_id, count, last, last_step, last_ts, low, high in rows:
-            name = names.get(key_id) or self._name(key_id, names)
+            name = names.get(key_id) or self._name(key_id)
             out[pk][name] = MetricSummary(
                 name, nan if last is None else last, last_step, last_ts, low, high, count
             )
         return out
 
-    def _names(self) -> dict[int, str]:
-        return self.cache.names
-
-    def _name(self, key_id: int, names: dict[int, str]) -> str:
+    def _name(self, key_id: int) -> str:
+        """A key another process created: refresh the cache from the table."""
         found = self.conn.execute(select(_K.c.name, _K.c.id)).all()
         self.cache.add({name: kid for name, kid in found})
         return self.cache.names[key_id]

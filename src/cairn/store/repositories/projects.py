@@ -37,10 +37,6 @@ class ProjectRepository:
             raise NotFound(f"project {name!r} does not exist", details={"project": name})
         return project
 
-    def by_ids(self, ids: set[int]) -> dict[int, str]:
-        rows = self.conn.execute(select(_P.c.id, _P.c.name).where(_P.c.id.in_(ids)))
-        return {row.id: row.name for row in rows}
-
     def ensure(self, name: str, description: str = "") -> tuple[Project, bool]:
         """The project, created when missing; True when this call created it."""
         existing = self.find(name)
