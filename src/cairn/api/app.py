@@ -14,9 +14,21 @@ from cairn._version import __version__
 from cairn.api.errors import install_error_handlers
 from cairn.api.limits import BodySizeLimit
 from cairn.api.openapi import ERROR_RESPONSES, install_openapi
-from cairn.api.routes import artifacts, batches, health, projects, runs
+from cairn.api.routes import (
+    artifacts,
+    batches,
+    blobs,
+    datasets,
+    health,
+    projects,
+    runs,
+    uploads,
+)
 from cairn.services.artifacts import ArtifactService
+from cairn.services.blobs import BlobService
+from cairn.services.data import DataService
 from cairn.services.tracking import TrackingService
+from cairn.services.uploads import UploadService
 from cairn.settings import Settings
 from cairn.store.database import Database
 
@@ -64,11 +76,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.db = db
     app.state.tracking = TrackingService(db)
-    app.state.artifacts = ArtifactService(db)
+    app.state.blobs = BlobService(db)
+    app.state.artifacts = ArtifactService(db, app.state.blobs)
+    app.state.data = DataService(db, app.state.blobs)
+    app.state.uploads = UploadService(app.state.blobs)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
-    for module in (projects, runs, batches, artifacts):
+    for module in (projects, runs, batches, artifacts, blobs, uploads, datasets):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     install_openapi(app)
     return app

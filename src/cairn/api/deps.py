@@ -7,7 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cairn.services.artifacts import ArtifactService
+from cairn.services.blobs import BlobService
+from cairn.services.data import DataService
 from cairn.services.tracking import TrackingService
+from cairn.services.uploads import UploadService
 
 
 def get_tracking(request: Request) -> TrackingService:
@@ -20,6 +23,21 @@ def get_artifacts(request: Request) -> ArtifactService:
     return service
 
 
+def get_blobs(request: Request) -> BlobService:
+    service: BlobService = request.app.state.blobs
+    return service
+
+
+def get_data(request: Request) -> DataService:
+    service: DataService = request.app.state.data
+    return service
+
+
+def get_uploads(request: Request) -> UploadService:
+    service: UploadService = request.app.state.uploads
+    return service
+
+
 def get_actor(request: Request) -> str | None:
     """Who is calling. Until accounts exist, the client's word (``X-Cairn-Actor``)."""
     actor = request.headers.get("x-cairn-actor")
@@ -29,3 +47,6 @@ def get_actor(request: Request) -> str | None:
 TrackingDep = Annotated[TrackingService, Depends(get_tracking)]
 ActorDep = Annotated[str | None, Depends(get_actor)]
 ArtifactsDep = Annotated[ArtifactService, Depends(get_artifacts)]
+BlobsDep = Annotated[BlobService, Depends(get_blobs)]
+DataDep = Annotated[DataService, Depends(get_data)]
+UploadsDep = Annotated[UploadService, Depends(get_uploads)]

@@ -10,20 +10,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cairn.api.errors import envelope
 
 
-def is_artifact_upload(scope: Scope) -> bool:
-    """``PUT /api/v1/runs/{id}/artifacts/{path}``: streamed to the blob store, never buffered."""
+def is_streamed_upload(scope: Scope) -> bool:
+    """Bodies streamed to the blob store, never buffered, so any size is fine:
+    ``PUT /runs/{id}/artifacts/{path}``, ``PUT /blobs/{digest}``, ``POST /blobs/bundle``
+    and ``PATCH /uploads/{id}``."""
     path: str = scope.get("path", "")
-    return (
-        scope.get("method") == "PUT"
-        and path.startswith("/api/v1/runs/")
-        and "/artifacts/" in path[len("/api/v1/runs/") :]
-    )
+    method = scope.get("method")
+    if method == "PUT":
+        return path.startswith("/api/v1/blobs/") or (
+            path.startswith("/api/v1/runs/") and "/artifacts/" in path[len("/api/v1/runs/") :]
+        )
+    if method == "POST":
+        return path == "/api/v1/blobs/bundle"
+    return method == "PATCH" and path.startswith("/api/v1/uploads/")
 
 
 class BodySizeLimit:
     """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming.
 
-    Artifact uploads are exempt: they stream to the blob store and may be any size.
+    Uploads of bytes are exempt: they stream to the blob store and may be any size.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -31,7 +36,7 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_artifact_upload(scope):
+        if scope["type"] != "http" or is_streamed_upload(scope):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

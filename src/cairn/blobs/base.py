@@ -54,7 +54,20 @@ class BlobStore(Protocol):
         """A reader of the blob that raises ``CorruptBlob`` at EOF if the bytes are damaged."""
         ...
 
+    def open_range(self, digest: str, start: int, length: int) -> BinaryIO:
+        """A reader of ``length`` bytes from ``start`` (HTTP Range requests). A part of a
+        blob cannot be checked against the whole blob's digest: this reader is unverified."""
+        ...
+
     def exists(self, digest: str) -> bool: ...
+
+    def modified(self, digest: str) -> float:
+        """When the blob was last written or touched (seconds since the epoch)."""
+        ...
+
+    def touch(self, digest: str) -> None:
+        """Mark the blob as just used, so garbage collection's grace period covers it."""
+        ...
 
     def size(self, digest: str) -> int: ...
 
@@ -81,6 +94,34 @@ class BlobStoreBase:
     def put_bytes(self, data: bytes) -> BlobInfo:
         """Store bytes already in memory. Example: ``store.put_bytes(b"hello").size == 5``."""
         return self.put(io.BytesIO(data))
+
+
+class LimitedReader(io.RawIOBase):
+    """At most ``length`` bytes of ``inner``, then EOF; closes ``inner`` with itself."""
+
+    def __init__(self, inner: BinaryIO, length: int) -> None:
+        super().__init__()
+        self._inner = inner
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        if self._left <= 0:
+            return 0
+        with memoryview(buffer) as view, view.cast("B") as out:
+            data = self._inner.read(min(len(out), self._left))
+            n = len(data)
+            out[:n] = data
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
 
 
 def check_digest(digest: object) -> str:

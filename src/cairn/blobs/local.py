@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 import time
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn.blobs.base import (
+    CHUNK,
     BlobInfo,
     BlobStoreBase,
+    LimitedReader,
     blob_not_found,
     check_digest,
     check_expected,
@@ -76,8 +79,27 @@ class LocalBlobStore(BlobStoreBase):
             raise blob_not_found(digest) from None
         return verifying_reader(raw, digest)
 
+    def open_range(self, digest: str, start: int, length: int) -> BinaryIO:
+        path = self.path(digest)
+        try:
+            raw = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns and closes it
+        except FileNotFoundError:
+            raise blob_not_found(digest) from None
+        raw.seek(start)
+        return io.BufferedReader(LimitedReader(raw, length), CHUNK)
+
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
+
+    def modified(self, digest: str) -> float:
+        try:
+            return self.path(digest).stat().st_mtime
+        except FileNotFoundError:
+            raise blob_not_found(digest) from None
+
+    def touch(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.path(digest))
 
     def size(self, digest: str) -> int:
         try:

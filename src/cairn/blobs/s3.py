@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import uuid
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -176,8 +177,36 @@ class S3BlobStore(BlobStoreBase):
         body: BinaryIO = response["Body"]
         return verifying_reader(body, digest)
 
+    def open_range(self, digest: str, start: int, length: int) -> BinaryIO:
+        key = self.key(digest)
+        if length <= 0:
+            return io.BytesIO(b"")
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )
+        except Exception as exc:
+            if _is_missing(exc):
+                raise blob_not_found(digest) from None
+            raise
+        body: BinaryIO = response["Body"]
+        return body
+
     def exists(self, digest: str) -> bool:
         return self._head_size(self.key(digest)) is not None
+
+    def modified(self, digest: str) -> float:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(digest))
+        except Exception as exc:
+            if _is_missing(exc):
+                raise blob_not_found(digest) from None
+            raise
+        return float(head["LastModified"].timestamp())
+
+    def touch(self, digest: str) -> None:
+        """Objects cannot be touched in place cheaply; garbage collection re-checks the
+        manifests just before it deletes instead (see services/gc.py)."""
 
     def size(self, digest: str) -> int:
         size = self._head_size(self.key(digest))

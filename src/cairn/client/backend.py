@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
+from cairn.client.transfer import LocalFile, Progress
+from cairn.domain.datasets import (
+    Dataset,
+    DatasetDiff,
+    DatasetFile,
+    DatasetInput,
+    DatasetKind,
+    DatasetVersion,
+)
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -77,6 +86,47 @@ class Backend(Protocol):
     def read_artifact(self, run_id: str, path: str, out: BinaryIO) -> None:
         """Write the file's bytes into ``out``, streamed."""
         ...
+
+    def upload_blobs(self, files: Sequence[LocalFile], progress: Progress | None = None) -> None:
+        """Send the files whose digests the store lacks (verified on arrival)."""
+        ...
+
+    def record_artifacts(
+        self, run_id: str, items: list[tuple[str, str, str | None]]
+    ) -> list[ArtifactEntry]:
+        """Record stored blobs as the run's files: ``(path, digest, media type)`` each."""
+        ...
+
+    def log_dataset_version(
+        self,
+        project: str,
+        name: str,
+        files: list[DatasetFile],
+        *,
+        kind: DatasetKind,
+        source: str | None,
+        batch: str | None,
+        message: str | None,
+        profile: dict[str, Any] | None,
+    ) -> tuple[DatasetVersion, bool]: ...
+
+    def get_dataset_version(self, ref: str, project: str) -> DatasetVersion: ...
+
+    def list_datasets(self, project: str) -> list[Dataset]: ...
+
+    def list_dataset_versions(self, name: str, project: str) -> list[DatasetVersion]: ...
+
+    def list_dataset_files(
+        self, ref: str, project: str
+    ) -> tuple[DatasetVersion, list[DatasetFile]]: ...
+
+    def read_dataset_file(self, version: DatasetVersion, path: str, out: BinaryIO) -> None: ...
+
+    def diff_datasets(self, old: str, new: str, project: str) -> DatasetDiff: ...
+
+    def use_dataset(self, run_id: str, ref: str, role: str) -> DatasetInput: ...
+
+    def run_inputs(self, run_id: str) -> list[DatasetInput]: ...
 
     def close(self) -> None: ...
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 import getpass
 import shutil
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cairn.blobs import CHUNK
+from cairn.client.transfer import LocalFile, Progress, counting_reader
+from cairn.domain.datasets import (
+    Dataset,
+    DatasetDiff,
+    DatasetFile,
+    DatasetInput,
+    DatasetKind,
+    DatasetVersion,
+)
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -19,6 +28,8 @@ from cairn.domain.records import (
     RunPage,
 )
 from cairn.services.artifacts import ArtifactService
+from cairn.services.blobs import BlobService
+from cairn.services.data import DataService
 from cairn.services.tracking import TrackingService
 from cairn.store.database import Database
 
@@ -36,7 +47,9 @@ class EmbeddedBackend:
         # One user owns an embedded store, so an old schema is upgraded on open.
         self.db = Database(uri, auto_upgrade=True)
         self.tracking = TrackingService(self.db)
-        self.artifacts = ArtifactService(self.db)
+        self.blobs = BlobService(self.db)
+        self.artifacts = ArtifactService(self.db, self.blobs)
+        self.data = DataService(self.db, self.blobs)
         self.actor = _actor()
 
     def log_batch(self, batch: Batch) -> BatchResult:
@@ -102,6 +115,75 @@ class EmbeddedBackend:
         _entry, reader = self.artifacts.open_artifact(run_id, path)
         with reader:
             shutil.copyfileobj(reader, out, CHUNK)
+
+    def upload_blobs(self, files: Sequence[LocalFile], progress: Progress | None = None) -> None:
+        missing = set(self.blobs.missing(f.digest for f in files))
+        for item in files:
+            if item.digest not in missing:
+                if progress is not None:
+                    progress(item.size)
+                continue
+            missing.discard(item.digest)  # the same bytes twice in one call: sent once
+            with open(item.path, "rb", buffering=0) as raw:
+                stream = raw if progress is None else counting_reader(raw, progress)
+                self.blobs.put(stream, expected_digest=item.digest)
+
+    def record_artifacts(
+        self, run_id: str, items: list[tuple[str, str, str | None]]
+    ) -> list[ArtifactEntry]:
+        return self.artifacts.record_artifacts(run_id, items, actor=self.actor)
+
+    def log_dataset_version(
+        self,
+        project: str,
+        name: str,
+        files: list[DatasetFile],
+        *,
+        kind: DatasetKind,
+        source: str | None,
+        batch: str | None,
+        message: str | None,
+        profile: dict[str, Any] | None,
+    ) -> tuple[DatasetVersion, bool]:
+        return self.data.log_version(
+            project,
+            name,
+            files,
+            kind=kind,
+            source=source,
+            batch=batch,
+            message=message,
+            profile=profile,
+            actor=self.actor,
+        )
+
+    def get_dataset_version(self, ref: str, project: str) -> DatasetVersion:
+        return self.data.resolve(ref, project)
+
+    def list_datasets(self, project: str) -> list[Dataset]:
+        return self.data.list_datasets(project)
+
+    def list_dataset_versions(self, name: str, project: str) -> list[DatasetVersion]:
+        return self.data.list_versions(name, project)
+
+    def list_dataset_files(
+        self, ref: str, project: str
+    ) -> tuple[DatasetVersion, list[DatasetFile]]:
+        return self.data.list_files(ref, project)
+
+    def read_dataset_file(self, version: DatasetVersion, path: str, out: BinaryIO) -> None:
+        _item, reader = self.data.open_file(version.ref, path)
+        with reader:
+            shutil.copyfileobj(reader, out, CHUNK)
+
+    def diff_datasets(self, old: str, new: str, project: str) -> DatasetDiff:
+        return self.data.diff(old, new, project)
+
+    def use_dataset(self, run_id: str, ref: str, role: str) -> DatasetInput:
+        return self.data.use_dataset(run_id, ref, role, actor=self.actor)
+
+    def run_inputs(self, run_id: str) -> list[DatasetInput]:
+        return self.data.run_inputs(run_id)
 
     def close(self) -> None:
         self.db.close()

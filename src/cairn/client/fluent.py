@@ -26,8 +26,10 @@ from cairn.client.artifacts import write_atomically
 from cairn.client.backend import Backend, default_uri, open_backend
 from cairn.client.batcher import PARAMS, START, TAGS, Batcher
 from cairn.client.capture import capture_run_context
+from cairn.client.data_api import DataApi
 from cairn.client.run import ActiveRun, clean_tags
 from cairn.domain.artifact_paths import normalize_artifact_path
+from cairn.domain.datasets import Dataset, DatasetDiff, DatasetVersion
 from cairn.domain.errors import Invalid, NotFound
 from cairn.domain.ids import new_ulid
 from cairn.domain.records import (
@@ -39,12 +41,11 @@ from cairn.domain.records import (
     RunStart,
     RunStatus,
 )
-from cairn.domain.validation import check_project_name, check_text
+from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, check_text
 
 if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped]
 
-DEFAULT_PROJECT = "default"
 # Open runs say they are alive this often; a server marks a run killed after
 # CAIRN_HEARTBEAT_TIMEOUT (default 300 s) of silence.
 HEARTBEAT_S = float(os.environ.get("CAIRN_HEARTBEAT_INTERVAL", "30"))
@@ -94,7 +95,7 @@ def _capture_flags(capture: bool | Iterable[str]) -> dict[str, bool]:
     return {part: part in parts for part in _CAPTURE_PARTS}
 
 
-class Client:
+class Client(DataApi):
     """A connection to one store or server, with its own background sender.
 
     >>> client = cairn.Client("./.cairn")            # doctest: +SKIP
@@ -429,3 +430,33 @@ def list_artifacts(run_id: str, prefix: str | None = None) -> list[ArtifactEntry
 def download_artifacts(run_id: str, path: str = "", dest: str | os.PathLike[str] = ".") -> Path:
     """Download a run's file or folder. Example: ``cairn.download_artifacts(rid, "plots")``."""
     return client().download_artifacts(run_id, path, dest)
+
+
+def log_dataset(
+    name: str,
+    source: Any,
+    batch: str | None = None,
+    message: str | None = None,
+    project: str | None = None,
+) -> DatasetVersion:
+    """Version data: ``cairn.log_dataset("wine", df, batch="2026-11")``; see ``Client``."""
+    return client().log_dataset(name, source, batch, message, project)
+
+
+def get_dataset(ref: str, dest: str | os.PathLike[str], project: str | None = None) -> Path:
+    """Materialise a version's files: ``cairn.get_dataset("wine:2", "data/wine")``."""
+    return client().get_dataset(ref, dest, project)
+
+
+def get_dataset_version(ref: str, project: str | None = None) -> DatasetVersion:
+    """A version with its profile: ``cairn.get_dataset_version("wine:2").profile``."""
+    return client().get_dataset_version(ref, project)
+
+
+def list_datasets(project: str | None = None) -> list[Dataset]:
+    return client().list_datasets(project)
+
+
+def diff_datasets(old: str, new: str, project: str | None = None) -> DatasetDiff:
+    """How two versions differ: ``cairn.diff_datasets("wine:1", "wine:2")``."""
+    return client().diff_datasets(old, new, project)

@@ -10,15 +10,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
 
 from cairn._version import __version__
+from cairn.client.transfer import LocalFile, Progress
 from cairn.domain.artifact_paths import normalize_artifact_path
-from cairn.domain.errors import CairnError, Unavailable, error_from_dict
+from cairn.domain.datasets import (
+    Dataset,
+    DatasetDiff,
+    DatasetFile,
+    DatasetInput,
+    DatasetKind,
+    DatasetVersion,
+    FileChange,
+)
+from cairn.domain.errors import CairnError, Conflict, Invalid, Unavailable, error_from_dict
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -29,7 +40,17 @@ from cairn.domain.records import (
     Run,
     RunPage,
 )
+from cairn.domain.refs import RefKind, parse_ref
 from cairn.schemas.artifacts import ArtifactOut
+from cairn.schemas.datasets import (
+    DatasetDiffOut,
+    DatasetFilesOut,
+    DatasetInputOut,
+    DatasetOut,
+    DatasetVersionOut,
+    DigestsOut,
+    UploadOut,
+)
 from cairn.schemas.runs import (
     BatchOut,
     MetricHistoryOut,
@@ -41,6 +62,62 @@ from cairn.schemas.runs import (
 
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 _CHUNK = 1024 * 1024
+
+
+_DIGESTS_PER_QUERY = 10_000
+_SMALL_FILE = 8 * 1024 * 1024  # larger files go as resumable chunked uploads
+_BUNDLE_BYTES = 32 * 1024 * 1024
+_BUNDLE_FILES = 2_000
+_UPLOAD_CHUNK = 16 * 1024 * 1024
+_UPLOAD_RETRIES = 8
+
+
+def _bundles(files: list[LocalFile]) -> Iterator[list[LocalFile]]:
+    bundle: list[LocalFile] = []
+    size = 0
+    for item in files:
+        if bundle and (size + item.size > _BUNDLE_BYTES or len(bundle) >= _BUNDLE_FILES):
+            yield bundle
+            bundle, size = [], 0
+        bundle.append(item)
+        size += item.size
+    if bundle:
+        yield bundle
+
+
+def _bundle_body(files: list[LocalFile], progress: Progress | None) -> Iterator[bytes]:
+    """Frames of ``<digest> <size>\n`` and the bytes, read as they are sent."""
+    for item in files:
+        yield f"{item.digest} {item.size}\n".encode("ascii")
+        with open(item.path, "rb") as stream:
+            sent = 0
+            while chunk := stream.read(_CHUNK):
+                sent += len(chunk)
+                yield chunk
+        if sent != item.size:
+            raise Invalid(f"{item.path} changed while it was being sent", field="path")
+        if progress is not None:
+            progress(sent)
+
+
+def _dataset_url(project: str, name: str) -> str:
+    return f"/projects/{quote(project, safe='')}/datasets/{quote(name, safe='')}"
+
+
+def _dataset_ref(ref: str, project: str) -> tuple[str, str, str]:
+    """(project, name, version segment: N, 'latest' or '@batch') of a dataset reference."""
+    parsed = parse_ref(ref)
+    if parsed.kind is RefKind.VERSION:
+        segment = str(parsed.version)
+    elif parsed.kind is RefKind.ALIAS:
+        segment = f"@{parsed.alias}"
+    elif parsed.kind is RefKind.NAME:
+        segment = "latest"
+    else:
+        raise Invalid(
+            f"{ref!r} is not a dataset reference: use name, name:N or name@batch", field="ref"
+        )
+    return parsed.project or project, parsed.name, segment
 
 
 def _artifact_url(run_id: str, path: str) -> str:
@@ -210,8 +287,11 @@ class HttpBackend:
         return [ArtifactOut.model_validate(e).to_domain() for e in response.json()]
 
     def read_artifact(self, run_id: str, path: str, out: BinaryIO) -> None:
+        self._download(_artifact_url(run_id, path), out, path)
+
+    def _download(self, url: str, out: BinaryIO, what: str) -> None:
         try:
-            with self.http.stream("GET", _artifact_url(run_id, path)) as response:
+            with self.http.stream("GET", url) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise self._error(response)
@@ -219,9 +299,176 @@ class HttpBackend:
                     out.write(chunk)
         except httpx.HTTPError as exc:
             raise Unavailable(
-                f"cannot read {path!r} from the Cairn server at {self.uri}: {exc}",
+                f"cannot read {what!r} from the Cairn server at {self.uri}: {exc}",
                 details={"uri": self.uri},
             ) from exc
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def upload_blobs(self, files: Sequence[LocalFile], progress: Progress | None = None) -> None:
+        """Ask which digests are missing; send small files in bundles, large ones as
+        resumable chunked uploads. Bytes the server holds never travel."""
+        wanted: dict[str, LocalFile] = {}
+        for item in files:
+            wanted.setdefault(item.digest, item)
+        digests = list(wanted)
+        missing: set[str] = set()
+        for start in range(0, len(digests), _DIGESTS_PER_QUERY):
+            response = self._request(
+                "POST",
+                "/blobs/missing",
+                json={"digests": digests[start : start + _DIGESTS_PER_QUERY]},
+            )
+            missing.update(DigestsOut.model_validate_json(response.content).missing)
+        if progress is not None:
+            progress(sum(f.size for f in files if f.digest not in missing))
+        small: list[LocalFile] = []
+        for digest in digests:
+            if digest not in missing:
+                continue
+            item = wanted[digest]
+            if item.size > _SMALL_FILE:
+                self._upload_resumable(item, progress)
+            else:
+                small.append(item)
+        for bundle in _bundles(small):
+            self._request(
+                "POST",
+                "/blobs/bundle",
+                content=_bundle_body(bundle, progress),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+
+    def _upload_resumable(self, item: LocalFile, progress: Progress | None) -> None:
+        started = self._request("POST", "/uploads", json={"size": item.size, "digest": item.digest})
+        upload_id = UploadOut.model_validate_json(started.content).id
+        offset = 0
+        failures = 0
+        with open(item.path, "rb") as stream:
+            while offset < item.size:
+                stream.seek(offset)
+                chunk = stream.read(_UPLOAD_CHUNK)
+                try:
+                    response = self._request(
+                        "PATCH",
+                        f"/uploads/{upload_id}",
+                        content=chunk,
+                        headers={
+                            "Upload-Offset": str(offset),
+                            "Content-Type": "application/octet-stream",
+                        },
+                    )
+                    reached = UploadOut.model_validate_json(response.content).offset
+                except (Unavailable, Conflict) as exc:
+                    failures += 1
+                    if failures > _UPLOAD_RETRIES:
+                        raise
+                    if isinstance(exc, Unavailable):
+                        time.sleep(min(8.0, 0.25 * 2**failures))
+                    status = self._request("GET", f"/uploads/{upload_id}")
+                    reached = UploadOut.model_validate_json(status.content).offset
+                if progress is not None and reached > offset:
+                    progress(reached - offset)
+                offset = reached
+        self._request("POST", f"/uploads/{upload_id}/complete")
+
+    def record_artifacts(
+        self, run_id: str, items: list[tuple[str, str, str | None]]
+    ) -> list[ArtifactEntry]:
+        body = [{"path": p, "digest": d, "media_type": m} for p, d, m in items]
+        response = self._request("POST", f"/runs/{quote(run_id, safe='')}/artifacts", json=body)
+        return [ArtifactOut.model_validate(e).to_domain() for e in response.json()]
+
+    # -- datasets ------------------------------------------------------------------------
+
+    def log_dataset_version(
+        self,
+        project: str,
+        name: str,
+        files: list[DatasetFile],
+        *,
+        kind: DatasetKind,
+        source: str | None,
+        batch: str | None,
+        message: str | None,
+        profile: dict[str, Any] | None,
+    ) -> tuple[DatasetVersion, bool]:
+        body = {
+            "files": [
+                {"path": f.path, "digest": f.digest, "size": f.size, "etag": f.etag} for f in files
+            ],
+            "kind": kind.value,
+            "source": source,
+            "batch": batch,
+            "message": message,
+            "profile": profile,
+        }
+        response = self._request(
+            "POST",
+            f"{_dataset_url(project, name)}/versions",
+            content=json.dumps(body, allow_nan=False).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        out = DatasetVersionOut.model_validate_json(response.content)
+        return out.to_domain(), bool(out.created)
+
+    def get_dataset_version(self, ref: str, project: str) -> DatasetVersion:
+        parsed = _dataset_ref(ref, project)
+        response = self._request(
+            "GET", f"{_dataset_url(parsed[0], parsed[1])}/versions/{quote(parsed[2], safe='@')}"
+        )
+        return DatasetVersionOut.model_validate_json(response.content).to_domain()
+
+    def list_datasets(self, project: str) -> list[Dataset]:
+        response = self._request("GET", f"/projects/{quote(project, safe='')}/datasets")
+        return [DatasetOut.model_validate(d).to_domain() for d in response.json()]
+
+    def list_dataset_versions(self, name: str, project: str) -> list[DatasetVersion]:
+        response = self._request("GET", f"{_dataset_url(project, name)}/versions")
+        return [DatasetVersionOut.model_validate(v).to_domain() for v in response.json()]
+
+    def list_dataset_files(
+        self, ref: str, project: str
+    ) -> tuple[DatasetVersion, list[DatasetFile]]:
+        parsed = _dataset_ref(ref, project)
+        response = self._request(
+            "GET",
+            f"{_dataset_url(parsed[0], parsed[1])}/versions/{quote(parsed[2], safe='@')}/files",
+        )
+        out = DatasetFilesOut.model_validate_json(response.content)
+        files = [DatasetFile(f.path, f.digest, f.size, f.etag) for f in out.files]
+        return out.version.to_domain(), files
+
+    def read_dataset_file(self, version: DatasetVersion, path: str, out: BinaryIO) -> None:
+        clean = normalize_artifact_path(path)
+        url = (
+            f"{_dataset_url(version.project, version.name)}/versions/{version.version}"
+            f"/files/{quote(clean, safe='/')}"
+        )
+        self._download(url, out, f"{version}:{clean}")
+
+    def diff_datasets(self, old: str, new: str, project: str) -> DatasetDiff:
+        response = self._request(
+            "GET",
+            f"/projects/{quote(project, safe='')}/dataset-diff",
+            params={"old": old, "new": new},
+        )
+        out = DatasetDiffOut.model_validate_json(response.content)
+        changed = [
+            FileChange(c.path, c.old_digest, c.new_digest, c.old_size, c.new_size)
+            for c in out.changed
+        ]
+        return DatasetDiff(out.old, out.new, out.added, out.removed, changed, out.profile)
+
+    def use_dataset(self, run_id: str, ref: str, role: str) -> DatasetInput:
+        response = self._request(
+            "POST", f"/runs/{quote(run_id, safe='')}/inputs", json={"dataset": ref, "role": role}
+        )
+        return DatasetInputOut.model_validate_json(response.content).to_domain()
+
+    def run_inputs(self, run_id: str) -> list[DatasetInput]:
+        response = self._request("GET", f"/runs/{quote(run_id, safe='')}/inputs")
+        return [DatasetInputOut.model_validate(i).to_domain() for i in response.json()]
 
     def close(self) -> None:
         self.http.close()

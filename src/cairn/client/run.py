@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cairn.client import artifacts as _artifacts
 from cairn.client.batcher import END, METRIC, NOTES, PARAMS, TAGS
 from cairn.domain.artifact_paths import normalize_artifact_path
+from cairn.domain.datasets import DatasetInput, DatasetVersion
 from cairn.domain.errors import Conflict, Invalid
 from cairn.domain.records import ArtifactEntry, MetricHistory, Run, RunEnd, RunStatus
 from cairn.domain.validation import (
@@ -136,31 +137,41 @@ class ActiveRun:
         """Store a file as this run's artifact ``name`` (default: the file's own name).
 
         Example: ``run.log_artifact("out/model.pkl", "model/model.pkl")``. The file is
-        streamed; the same bytes logged by any number of runs are stored once.
+        hashed first and its bytes sent only if Cairn does not hold them yet: the same
+        bytes logged by any number of runs are stored once.
         """
         local = Path(path)
-        clean = normalize_artifact_path(local.name if name is None else name)
-        with open(local, "rb") as stream:
-            return self.client.log_artifact_stream(self.id, clean, stream)
+        return self.client.log_artifact_file(self.id, local, local.name if name is None else name)
 
     def log_artifacts(
         self, folder: str | os.PathLike[str], prefix: str | None = None
     ) -> list[ArtifactEntry]:
         """Store every file under ``folder``, keeping relative paths (under ``prefix``).
 
-        Example: ``run.log_artifacts("plots", prefix="eval/plots")``.
+        Example: ``run.log_artifacts("plots", prefix="eval/plots")``. Every name is
+        checked before any byte is sent: a bad one stores nothing.
         """
-        root = Path(folder)
-        if not root.is_dir():
-            raise Invalid(f"folder {os.fspath(folder)!r} is not a folder", field="folder")
-        base = normalize_artifact_path(prefix, "prefix") if prefix else None
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        # Every name is checked before any file is sent: a bad one stores nothing.
-        names = [
-            normalize_artifact_path(f"{base}/{rel}" if base else rel)
-            for rel in (f.relative_to(root).as_posix() for f in files)
-        ]
-        return [self.log_artifact(f, n) for f, n in zip(files, names, strict=True)]
+        return self.client.log_artifact_folder(self.id, folder, prefix)
+
+    def use_dataset(self, ref: str | DatasetVersion, role: str = "train") -> DatasetInput:
+        """Record this run's input: ``run.use_dataset("wine:2", role="train")``."""
+        return self.client.use_dataset(self.id, ref, role)
+
+    def log_dataset(
+        self,
+        name: str,
+        source: Any,
+        role: str = "train",
+        batch: str | None = None,
+        message: str | None = None,
+    ) -> DatasetVersion:
+        """Version ``source`` in this run's project and record it as this run's input.
+
+        Example: ``run.log_dataset("wine", df, role="train", batch="2026-11")``.
+        """
+        version = self.client.log_dataset(name, source, batch, message, self.project)
+        self.use_dataset(version, role)
+        return version
 
     def _log_bytes(self, data: bytes, name: str, media_type: str) -> ArtifactEntry:
         clean = normalize_artifact_path(name)

@@ -11,6 +11,8 @@ from typing import Any
 
 from cairn.domain.errors import Invalid
 
+DEFAULT_PROJECT = "default"
+
 LIMITS: dict[str, int] = {
     "key_length": 250,
     "name_length": 250,

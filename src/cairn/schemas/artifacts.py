@@ -28,3 +28,11 @@ class ArtifactOut(Wire):
     def to_domain(self) -> ArtifactEntry:
         created = as_utc(self.created_at)
         return ArtifactEntry(self.path, self.digest, self.size, self.media_type, created)
+
+
+class ArtifactRecordIn(Wire):
+    """Record a blob already stored as a run's file: no bytes travel."""
+
+    path: str
+    digest: str
+    media_type: str | None = None

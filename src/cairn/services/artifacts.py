@@ -9,13 +9,13 @@ entry, reader = service.open_artifact(run_id, "model/model.pkl")
 from __future__ import annotations
 
 import mimetypes
-import threading
 from typing import BinaryIO
 
-from cairn.blobs import BlobStore, check_digest, open_blob_store
+from cairn.blobs import BlobStore, check_digest
 from cairn.domain.artifact_paths import check_media_type, normalize_artifact_path
 from cairn.domain.errors import Invalid, NotFound
 from cairn.domain.records import ArtifactEntry
+from cairn.services.blobs import BlobService
 from cairn.store.database import Database
 from cairn.store.repositories.artifacts import ArtifactRepository
 from cairn.store.repositories.events import EventRepository, NewEvent
@@ -35,24 +35,13 @@ def _run_not_found(run_id: str) -> NotFound:
 
 
 class ArtifactService:
-    def __init__(self, db: Database, blobs: BlobStore | None = None) -> None:
+    def __init__(self, db: Database, blobs: BlobStore | BlobService | None = None) -> None:
         self.db = db
-        self._blobs = blobs
-        self._lock = threading.Lock()
+        self.blob_service = blobs if isinstance(blobs, BlobService) else BlobService(db, blobs)
 
     @property
     def blobs(self) -> BlobStore:
-        """The blob store, opened on first use from the database's artifact location."""
-        with self._lock:
-            if self._blobs is None:
-                if not self.db.artifacts:
-                    raise Invalid(
-                        "this store has no artifact location: a PostgreSQL store needs one "
-                        "(cairn server --artifacts FOLDER_OR_S3_URI, or CAIRN_ARTIFACTS)",
-                        field="artifacts",
-                    )
-                self._blobs = open_blob_store(self.db.artifacts)
-            return self._blobs
+        return self.blob_service.store
 
     def _run(self, run_id: str) -> RunKey:
         with self.db.read() as conn:
@@ -83,18 +72,64 @@ class ArtifactService:
             check_digest(expected_digest)
         self._run(run_id)  # refuse an unknown run before any byte is stored
         info = self.blobs.put(stream, expected_digest=expected_digest)
+        return self._record(run_id, [(clean, info.digest, info.size, media)], actor)[0]
+
+    def record_artifacts(
+        self,
+        run_id: str,
+        items: list[tuple[str, str, str | None]],
+        *,
+        actor: str | None = None,
+    ) -> list[ArtifactEntry]:
+        """Record blobs already stored as the run's files, ``(path, digest, media type)``
+        each, in one transaction: no byte moves. Every item is checked before anything is
+        written; a blob not stored is ``Invalid`` naming it (send it first)."""
+        checked: list[tuple[str, str, int, str]] = []
+        seen: set[str] = set()
+        for index, (path, digest, media_type) in enumerate(items):
+            clean = normalize_artifact_path(path, f"[{index}].path")
+            if clean in seen:
+                raise Invalid(f"[{index}].path {clean!r} is listed twice", field=f"[{index}].path")
+            seen.add(clean)
+            media = check_media_type(media_type) if media_type else guess_media_type(clean)
+            check_digest(digest)
+            try:
+                size = self.blob_service.size(digest)
+            except NotFound:
+                raise Invalid(
+                    f"[{index}] ({clean}): blob {digest} has not been uploaded",
+                    field=f"[{index}].digest",
+                    details={"digest": digest},
+                ) from None
+            checked.append((clean, digest, size, media))
+        self._run(run_id)
+        return self._record(run_id, checked, actor)
+
+    def _record(
+        self, run_id: str, items: list[tuple[str, str, int, str]], actor: str | None
+    ) -> list[ArtifactEntry]:
         with self.db.write() as tx:
             runs = RunRepository(tx.conn)
             key = runs.keys([run_id]).get(run_id)
             if key is None:
                 raise _run_not_found(run_id)
-            entry = ArtifactRepository(tx.conn).put(key.pk, clean, info.digest, info.size, media)
+            repo = ArtifactRepository(tx.conn)
+            entries = [repo.put(key.pk, *item) for item in items]
             runs.touch([key.pk])
-            after = {"path": clean, "digest": info.digest, "size": info.size, "media_type": media}
             EventRepository(tx.conn).add_many(
-                actor, [NewEvent("artifact.logged", "run", run_id, key.project_id, after=after)]
+                actor,
+                [
+                    NewEvent(
+                        "artifact.logged",
+                        "run",
+                        run_id,
+                        key.project_id,
+                        after={"path": p, "digest": d, "size": n, "media_type": m},
+                    )
+                    for p, d, n, m in items
+                ],
             )
-        return entry
+        return entries
 
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]:
         """The run's manifest by path; with ``prefix`` the file it names or those under it."""

@@ -58,3 +58,7 @@ class ArtifactRepository:
                 (_A.c.path == prefix) | _A.c.path.startswith(prefix + "/", autoescape=True)
             )
         return [_entry(row) for row in self.conn.execute(stmt.order_by(_A.c.path))]
+
+    def referenced_digests(self) -> set[str]:
+        """Every digest any run's manifest names (garbage collection keeps these)."""
+        return {row[0] for row in self.conn.execute(select(_A.c.digest).distinct())}

@@ -37,6 +37,11 @@ class ProjectRepository:
             raise NotFound(f"project {name!r} does not exist", details={"project": name})
         return project
 
+    def name_of(self, project_id: int) -> str | None:
+        return cast(
+            str | None, self.conn.execute(select(_P.c.name).where(_P.c.id == project_id)).scalar()
+        )
+
     def ensure(self, name: str, description: str = "") -> tuple[Project, bool]:
         """The project, created when missing; True when this call created it."""
         existing = self.find(name)

@@ -3,6 +3,7 @@
 from cairn.store.tables.artifacts import ArtifactRow
 from cairn.store.tables.base import Base
 from cairn.store.tables.batches import BatchRow
+from cairn.store.tables.datasets import DatasetFileRow, DatasetRow, DatasetVersionRow, RunInputRow
 from cairn.store.tables.events import EventRow
 from cairn.store.tables.metrics import (
     MetricKeyRow,
@@ -17,6 +18,9 @@ __all__ = [
     "ArtifactRow",
     "Base",
     "BatchRow",
+    "DatasetFileRow",
+    "DatasetRow",
+    "DatasetVersionRow",
     "EventRow",
     "MetricKeyRow",
     "MetricPointRow",
@@ -24,6 +28,7 @@ __all__ = [
     "MetricSummaryRow",
     "ParamRow",
     "ProjectRow",
+    "RunInputRow",
     "RunRow",
     "TagRow",
     "TextRow",
