@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -244,3 +245,68 @@ def sdk_uri(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pat
     cairn.set_project(f"p{uuid.uuid4().hex[:8]}")
     yield uri
     cairn.set_tracking_uri(str(tmp_path / "unused-after-test"))
+
+
+# --- the S3-compatible server --------------------------------------------------------------
+
+
+def s3_unavailable(reason: str) -> None:
+    if REQUIRE_ALL:
+        pytest.fail(f"CAIRN_REQUIRE_ALL=1 but the S3 test server is unavailable: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's standalone S3 server as a subprocess; yields its URL."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None:
+        s3_unavailable("moto[server] and boto3 are not installed (pip install -e '.[dev]')")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(proc, url, log_path)
+    except RuntimeError as exc:
+        _stop(proc)
+        s3_unavailable(str(exc))
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("AWS_CONFIG_FILE", str(log_path.parent / "no-config"))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(log_path.parent / "no-credentials"))
+        env.setenv("NO_PROXY", "127.0.0.1,localhost")
+        yield url
+    _stop(proc)
+
+
+def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    with httpx.Client(trust_env=False, timeout=1) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                out = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"moto server exited with {proc.returncode}:\n{out}")
+            try:
+                http.get(url)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+    raise RuntimeError("moto server did not answer within 30 s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -29,3 +29,8 @@ class Settings:
     max_request_bytes: int = field(
         default_factory=lambda: int(os.environ.get("CAIRN_MAX_REQUEST_BYTES", str(64 << 20)))
     )
+    # With an S3 artifact store, hand clients presigned URLs so large uploads go straight
+    # to the object store (turn off when clients cannot reach it).
+    presigned_uploads: bool = field(
+        default_factory=lambda: _env_bool("CAIRN_PRESIGNED_UPLOADS", True)
+    )

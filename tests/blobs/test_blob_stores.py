@@ -8,15 +8,12 @@ are skipped, unless ``CAIRN_REQUIRE_ALL=1``, which turns that into a failure.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
-import subprocess
-import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +25,6 @@ import pytest
 from cairn.blobs import BlobStore, LocalBlobStore, open_blob_store
 from cairn.blobs import s3 as s3_module
 from cairn.domain.errors import CorruptBlob, Invalid, NotFound
-from conftest import free_port
 
 REQUIRE_ALL = os.environ.get("CAIRN_REQUIRE_ALL") == "1"
 MiB = 1024 * 1024
@@ -92,71 +88,6 @@ def digest_of_stream(stream: io.RawIOBase | io.BufferedIOBase | Any) -> str:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# --- the S3-compatible server --------------------------------------------------------------
-
-
-def _unavailable(reason: str) -> None:
-    if REQUIRE_ALL:
-        pytest.fail(f"CAIRN_REQUIRE_ALL=1 but the S3 test server is unavailable: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's standalone S3 server as a subprocess; yields its URL."""
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None:
-        _unavailable("moto[server] and boto3 are not installed (pip install -e '.[dev]')")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(proc, url, log_path)
-    except RuntimeError as exc:
-        _stop(proc)
-        _unavailable(str(exc))
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv("AWS_CONFIG_FILE", str(log_path.parent / "no-config"))
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(log_path.parent / "no-credentials"))
-        env.setenv("NO_PROXY", "127.0.0.1,localhost")
-        yield url
-    _stop(proc)
-
-
-def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    with httpx.Client(trust_env=False, timeout=1) as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                out = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"moto server exited with {proc.returncode}:\n{out}")
-            try:
-                http.get(url)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-    raise RuntimeError("moto server did not answer within 30 s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # --- one fixture, two backends -------------------------------------------------------------
@@ -461,13 +392,32 @@ def test_s3_presigned_get_serves_the_bytes(s3: Backend) -> None:
     assert response.content == data
 
 
-def test_s3_presigned_put_uploads_to_the_blob_key(s3: Backend) -> None:
+def test_s3_presigned_incoming_upload_is_verified_then_adopted(s3: Backend) -> None:
     assert isinstance(s3.store, s3_module.S3BlobStore)
     data = b"uploaded straight to the object store"
-    url = s3.store.presigned_put(sha(data), expires_s=60)
-    assert httpx.put(url, content=data, trust_env=False).status_code == 200
+    token, url, headers = s3.store.presign_incoming(sha(data), len(data), expires_s=60)
+    assert httpx.put(url, content=data, headers=headers, trust_env=False).status_code == 200
+    assert not s3.store.exists(sha(data))  # not visible before it is adopted
+    assert s3.store.adopt_incoming(sha(data), token).size == len(data)
     with s3.store.open(sha(data)) as reader:
         assert reader.read() == data
+    assert sorted(s3.store.digests()) == [sha(data)]
+
+
+def test_s3_presigned_upload_of_other_bytes_is_refused(s3: Backend) -> None:
+    assert isinstance(s3.store, s3_module.S3BlobStore)
+    claimed = b"what the client said it would send"
+    token, url, headers = s3.store.presign_incoming(sha(claimed), len(claimed), expires_s=60)
+    other = b"something else of the same size!!!"[: len(claimed)].ljust(len(claimed), b"!")
+    response = httpx.put(url, content=other, headers=headers, trust_env=False)
+    if response.status_code == 200:  # a store that does not check checksums: we do
+        with pytest.raises(Invalid, match="expected digest"):
+            s3.store.adopt_incoming(sha(claimed), token)
+    assert not s3.store.exists(sha(claimed))
+    with pytest.raises(NotFound):
+        s3.store.adopt_incoming(sha(claimed), token)  # the bad object is gone
+    with pytest.raises(Invalid, match="token"):
+        s3.store.adopt_incoming(sha(claimed), "../../x")
 
 
 # --- choosing a backend by URI -------------------------------------------------------------

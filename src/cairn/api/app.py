@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.db = db
     app.state.tracking = TrackingService(db)
-    app.state.blobs = BlobService(db)
+    app.state.blobs = BlobService(db, presign=settings.presigned_uploads)
     app.state.artifacts = ArtifactService(db, app.state.blobs)
     app.state.data = DataService(db, app.state.blobs)
     app.state.uploads = UploadService(app.state.blobs)

@@ -14,9 +14,11 @@ credentials come from boto3's usual environment (variables, profile, instance ro
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -32,13 +34,14 @@ from cairn.blobs.base import (
     read_chunk,
     verifying_reader,
 )
-from cairn.domain.errors import Invalid
+from cairn.domain.errors import Invalid, NotFound
 
 PART_SIZE = 8 * 1024 * 1024
 COPY_OBJECT_LIMIT = 5 * 1024**3  # the largest object copy_object copies in one call
 COPY_PART_SIZE = 1024**3
 _MAX_PARTS = 10_000
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 class S3BlobStore(BlobStoreBase):
@@ -242,18 +245,73 @@ class S3BlobStore(BlobStoreBase):
         )
         return url
 
-    def presigned_put(self, digest: str, expires_s: int = 3600) -> str:
-        """A URL that uploads the blob's bytes (one PUT) to its final key.
+    def presign_incoming(
+        self, digest: str, size: int, expires_s: int = 3600
+    ) -> tuple[str, str, dict[str, str]]:
+        """``(token, url, headers)``: a PUT of exactly these bytes to a private incoming key.
 
-        The object store does not check the bytes against the digest: before recording the
-        blob in a manifest, the server reads it back through ``open`` to verify it.
+        The URL is signed with the size and the sha256 (``x-amz-checksum-sha256``), so an
+        object store that checks checksums refuses other bytes; ``adopt_incoming`` then
+        verifies again before the blob becomes visible under its digest.
         """
+        digest = check_digest(digest)
+        token = uuid.uuid4().hex
+        checksum = base64.b64encode(bytes.fromhex(digest)).decode("ascii")
         url: str = self.client.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": self.key(digest)},
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._incoming_key(digest, token),
+                "ContentLength": size,
+                "ChecksumSHA256": checksum,
+            },
             ExpiresIn=expires_s,
         )
-        return url
+        headers = {"Content-Length": str(size), "x-amz-checksum-sha256": checksum}
+        return token, url, headers
+
+    def adopt_incoming(self, digest: str, token: str) -> BlobInfo:
+        """Make an incoming object the blob ``digest``, once its bytes are proven to be it.
+
+        The object store's own SHA-256 checksum is trusted when it reports one that
+        matches; otherwise the object is read back and hashed. Bytes that do not match
+        are deleted and ``Invalid(field="digest")`` raised.
+        """
+        digest = check_digest(digest)
+        if _TOKEN.fullmatch(token or "") is None:
+            raise Invalid("the upload token is malformed", field="token")
+        incoming = self._incoming_key(digest, token)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=incoming, ChecksumMode="ENABLED")
+        except Exception as exc:
+            if _is_missing(exc):
+                raise NotFound(
+                    f"nothing was uploaded for blob {digest} with this token",
+                    details={"digest": digest},
+                ) from None
+            raise
+        size = int(head["ContentLength"])
+        checksum = base64.b64encode(bytes.fromhex(digest)).decode("ascii")
+        if head.get("ChecksumSHA256") != checksum:
+            body = self.client.get_object(Bucket=self.bucket, Key=incoming)["Body"]
+            hasher = hashlib.sha256()
+            with contextlib.closing(body):
+                while chunk := body.read(CHUNK):
+                    hasher.update(chunk)
+            try:
+                check_expected(hasher.hexdigest(), digest)
+            except Invalid:
+                self.client.delete_object(Bucket=self.bucket, Key=incoming)
+                raise
+        try:
+            if self._head_size(self.key(digest)) != size:
+                self._copy(incoming, self.key(digest), size)
+        finally:
+            self.client.delete_object(Bucket=self.bucket, Key=incoming)
+        return BlobInfo(digest, size)
+
+    def _incoming_key(self, digest: str, token: str) -> str:
+        return self._prefixed(f"incoming/{digest}/{token}")
 
     def _prefixed(self, rest: str) -> str:
         return f"{self.prefix}/{rest}" if self.prefix else rest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn._version import __version__
-from cairn.client.transfer import LocalFile, Progress
+from cairn.client.transfer import LocalFile, Progress, counting_reader
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.datasets import (
     Dataset,
@@ -49,6 +50,7 @@ from cairn.schemas.datasets import (
     DatasetOut,
     DatasetVersionOut,
     DigestsOut,
+    PresignOut,
     UploadOut,
 )
 from cairn.schemas.runs import (
@@ -61,6 +63,7 @@ from cairn.schemas.runs import (
 )
 
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+log = logging.getLogger("cairn")
 _CHUNK = 1024 * 1024
 
 
@@ -164,6 +167,7 @@ class HttpBackend:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(base_url=self.uri + "/api/v1", headers=headers, timeout=_TIMEOUT)
+        self._presign_offered: bool | None = None  # learnt on the first large upload
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -328,7 +332,8 @@ class HttpBackend:
                 continue
             item = wanted[digest]
             if item.size > _SMALL_FILE:
-                self._upload_resumable(item, progress)
+                if not self._upload_presigned(item, progress):
+                    self._upload_resumable(item, progress)
             else:
                 small.append(item)
         for bundle in _bundles(small):
@@ -338,6 +343,42 @@ class HttpBackend:
                 content=_bundle_body(bundle, progress),
                 headers={"Content-Type": "application/octet-stream"},
             )
+
+    def _upload_presigned(self, item: LocalFile, progress: Progress | None) -> bool:
+        """Send the bytes straight to the object store when the server offers a URL;
+        False when it does not (or the store is unreachable from here)."""
+        if self._presign_offered is False:
+            return False
+        body = {"digest": item.digest, "size": item.size}
+        offer = PresignOut.model_validate_json(
+            self._request("POST", "/blobs/presigned-uploads", json=body).content
+        )
+        self._presign_offered = offer.url is not None
+        if offer.url is None or offer.token is None:
+            return False
+        try:
+            with open(item.path, "rb") as raw, httpx.Client(timeout=_TIMEOUT) as direct:
+                stream = raw if progress is None else counting_reader(raw, progress)
+                response = direct.put(offer.url, content=stream, headers=offer.headers)
+        except httpx.HTTPError as exc:
+            log.warning(
+                "cairn: the object store is unreachable (%s); uploading via the server", exc
+            )
+            self._presign_offered = False
+            return False
+        if response.status_code >= 300:
+            log.warning(
+                "cairn: the object store refused a presigned upload (HTTP %s); "
+                "uploading via the server",
+                response.status_code,
+            )
+            return False
+        self._request(
+            "POST",
+            f"/blobs/presigned-uploads/{offer.token}/complete",
+            json={"digest": item.digest},
+        )
+        return True
 
     def _upload_resumable(self, item: LocalFile, progress: Progress | None) -> None:
         started = self._request("POST", "/uploads", json={"size": item.size, "digest": item.digest})

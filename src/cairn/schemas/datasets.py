@@ -248,3 +248,21 @@ class UploadOut(Wire):
     offset: int
     size: int | None = None
     digest: str | None = None
+
+
+class PresignIn(Wire):
+    digest: str
+    size: int = Field(ge=0)
+
+
+class PresignOut(Wire):
+    """``url`` is None when this server takes uploads only through itself."""
+
+    url: str | None = None
+    method: str = "PUT"
+    headers: dict[str, str] = {}
+    token: str | None = None
+
+
+class PresignCompleteIn(Wire):
+    digest: str

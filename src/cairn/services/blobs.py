@@ -15,6 +15,7 @@ import io
 import tempfile
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -26,6 +27,7 @@ from cairn.blobs import (
     check_digest,
     open_blob_store,
 )
+from cairn.blobs.s3 import S3BlobStore
 from cairn.domain.errors import Invalid
 from cairn.store.database import Database
 
@@ -36,10 +38,20 @@ MAX_DIGESTS_PER_QUERY = 100_000
 MAX_HEADER = 100
 
 
+@dataclass(frozen=True, slots=True)
+class PresignedUpload:
+    token: str
+    url: str
+    headers: dict[str, str]
+
+
 class BlobService:
-    def __init__(self, db: Database, store: BlobStore | None = None) -> None:
+    def __init__(
+        self, db: Database, store: BlobStore | None = None, *, presign: bool = True
+    ) -> None:
         self.db = db
         self._store = store
+        self._presign = presign
         self._lock = threading.Lock()
 
     @property
@@ -102,6 +114,26 @@ class BlobService:
 
     def size(self, digest: str) -> int:
         return self.store.size(digest)
+
+    def presign_upload(self, digest: str, size: int) -> PresignedUpload | None:
+        """A URL the client PUTs the bytes to directly (S3 stores), or None: send them
+        through the server instead."""
+        check_digest(digest)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise Invalid("size must be a whole number >= 0", field="size")
+        store = self.store
+        if not self._presign or not isinstance(store, S3BlobStore):
+            return None
+        token, url, headers = store.presign_incoming(digest, size)
+        return PresignedUpload(token, url, headers)
+
+    def complete_presigned(self, digest: str, token: str) -> BlobInfo:
+        """The bytes sent to a presigned URL become the blob, once verified."""
+        check_digest(digest)
+        store = self.store
+        if not isinstance(store, S3BlobStore):
+            raise Invalid("this server's blob store takes no presigned uploads", field="token")
+        return store.adopt_incoming(digest, token)
 
 
 def _parse_frame_header(header: bytes, index: int) -> tuple[str, int]:

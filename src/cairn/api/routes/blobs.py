@@ -11,7 +11,14 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn.api.deps import BlobsDep
 from cairn.api.streaming import RAW_BODY, body_stream
-from cairn.schemas.datasets import BlobOut, DigestsIn, DigestsOut
+from cairn.schemas.datasets import (
+    BlobOut,
+    DigestsIn,
+    DigestsOut,
+    PresignCompleteIn,
+    PresignIn,
+    PresignOut,
+)
 
 router = APIRouter(tags=["blobs"])
 
@@ -41,3 +48,20 @@ async def put_bundle(request: Request, blobs: BlobsDep) -> list[BlobOut]:
     Each frame is verified; a bad frame fails the request (frames before it are kept)."""
     infos = await run_in_threadpool(blobs.put_bundle, body_stream(request))
     return [BlobOut(digest=i.digest, size=i.size) for i in infos]
+
+
+@router.post("/blobs/presigned-uploads", response_model=PresignOut)
+def presign_upload(body: PresignIn, blobs: BlobsDep) -> PresignOut:
+    """A URL to PUT the bytes to, straight into the object store (S3 backends), with the
+    headers to send; ``url`` is null when uploads go through this server instead."""
+    found = blobs.presign_upload(body.digest, body.size)
+    if found is None:
+        return PresignOut()
+    return PresignOut(url=found.url, headers=found.headers, token=found.token)
+
+
+@router.post("/blobs/presigned-uploads/{token}/complete", response_model=BlobOut, status_code=201)
+def complete_presigned_upload(token: str, body: PresignCompleteIn, blobs: BlobsDep) -> BlobOut:
+    """Verify the bytes sent to the presigned URL and store them under their digest."""
+    info = blobs.complete_presigned(body.digest, token)
+    return BlobOut(digest=info.digest, size=info.size)
