@@ -9,7 +9,9 @@ prints its own JSON document:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import shutil
@@ -22,27 +24,36 @@ from typing import Any
 import cairn
 from common import (
     DEFAULT_WORKDIR,
+    MB,
+    MIB,
     SEARCH_FILTER,
     SEARCH_ORDER_BY_CAIRN,
     SERVER_LATENCY_WORKERS,
     Sizes,
+    dd_write,
     dump,
     exit_on_sigterm,
     expected_search,
+    folder_bytes,
     free_port,
     fresh_dir,
     health_probe_calls,
     latency_summary_us,
     log,
     metric_steps,
+    peak_rss_mb_so_far,
     rate,
     repeat_ms,
     run_specs,
+    run_step,
     run_workloads,
     series,
     server_process,
+    sha256_file,
     sizes_for,
     timed_requests,
+    write_random_file,
+    write_small_files,
 )
 
 SIDE = "cairn"
@@ -514,10 +525,252 @@ def server_latency(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     return result
 
 
+# --- 10.-14. artifacts and datasets, each measurement in a fresh process ----------------------
+#
+# A step runs as ``cairn_workloads.py --child STEP --params JSON`` (``common.run_step``), so
+# its peak RSS is its own. Stores are embedded: blobs land in ``<store>/artifacts``.
+
+SCRIPT = Path(__file__).resolve()
+ARTIFACT_FILE = "model.bin"  # the big file's name, on disk and as an artifact
+DATASET_NAME = "many"
+
+
+def _blobs(store: Path) -> Path:
+    return store / "artifacts"
+
+
+def _step_log_artifact(params: dict[str, Any]) -> dict[str, Any]:
+    _use(params["store"])
+    blobs = Path(params["blobs"])
+    with cairn.start_run(name=params["run_name"], capture=CAPTURE) as run:
+        before = folder_bytes(blobs)
+        rss_before = peak_rss_mb_so_far()
+        t0 = time.perf_counter()
+        entry = run.log_artifact(params["file"])
+        elapsed = time.perf_counter() - t0
+        new_bytes = folder_bytes(blobs) - before
+        run_id = run.id
+    return {
+        "run_id": run_id,
+        "seconds": elapsed,
+        "size": entry.size,
+        "digest": entry.digest,
+        "new_bytes": new_bytes,
+        "peak_rss_mb_before_call": rss_before,
+    }
+
+
+def _step_download(params: dict[str, Any]) -> dict[str, Any]:
+    _use(params["store"])
+    cairn.list_artifacts(params["run_id"])  # opens the store outside the clock
+    rss_before = peak_rss_mb_so_far()
+    t0 = time.perf_counter()
+    path = cairn.download_artifacts(params["run_id"], params["path"], params["dest"])
+    elapsed = time.perf_counter() - t0
+    return {
+        "seconds": elapsed,
+        "path": str(path),
+        "size": path.stat().st_size,
+        "peak_rss_mb_before_call": rss_before,
+    }
+
+
+def _step_log_dataset(params: dict[str, Any]) -> dict[str, Any]:
+    _use(params["store"])
+    with contextlib.suppress(cairn.NotFound):  # opens the store outside the clock
+        cairn.list_datasets()
+    blobs = Path(params["blobs"])
+    before = folder_bytes(blobs)
+    rss_before = peak_rss_mb_so_far()
+    t0 = time.perf_counter()
+    version = cairn.log_dataset(params["name"], params["folder"])
+    elapsed = time.perf_counter() - t0
+    return {
+        "seconds": elapsed,
+        "name": version.name,
+        "version": version.version,
+        "digest": version.digest,
+        "file_count": getattr(version, "file_count", None),
+        "size": getattr(version, "size", None),
+        "new_bytes": folder_bytes(blobs) - before,
+        "peak_rss_mb_before_call": rss_before,
+    }
+
+
+STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "log_artifact": _step_log_artifact,
+    "download": _step_download,
+    "log_dataset": _step_log_dataset,
+}
+
+
+def _log_file(store: Path, file: Path, run_name: str) -> dict[str, Any]:
+    params = {"store": str(store), "blobs": str(_blobs(store)), "file": str(file)}
+    return run_step(SCRIPT, "log_artifact", {**params, "run_name": run_name})
+
+
+class ArtifactStore:
+    """A store holding the big random file logged once, with the dd yardstick taken just
+    before; shared by ``artifact_1gb``, ``artifact_1gb_again`` and ``artifact_download``.
+
+    Everything (the source file, the store, downloads, dd's file) sits in one folder under
+    the workdir, so on one filesystem; ``close`` removes it.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self._folder = workdir / f"cairn-artifacts-{os.getpid()}"
+        self._first: dict[str, Any] | None = None
+
+    @property
+    def store(self) -> Path:
+        return self._folder / "store"
+
+    def first(self, sizes: Sizes) -> dict[str, Any]:
+        if self._first is None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder.mkdir(parents=True)
+            source = self._folder / ARTIFACT_FILE
+            log(SIDE, f"writing {sizes.artifact_mib} MiB of random bytes ...")
+            sha256 = write_random_file(source, sizes.artifact_mib)
+            dd = dd_write(self._folder, sizes.artifact_mib)
+            log(SIDE, f"dd: {dd['mb_per_s']} MB/s; logging the file ...")
+            logged = _log_file(self.store, source, "artifact-first")
+            self._first = {"source": source, "sha256": sha256, "dd": dd, "logged": logged}
+        return self._first
+
+    def download_dir(self) -> Path:
+        return self._folder / "download"
+
+    def close(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _mb_per_s(size: int, seconds: float) -> float:
+    return round(size / MB / seconds, 1) if seconds > 0 else float("inf")
+
+
+def make_artifact_1gb(store: ArtifactStore) -> Workload:
+    def artifact_1gb(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        first = store.first(sizes)
+        logged, dd = first["logged"], first["dd"]
+        size = sizes.artifact_mib * MIB
+        mb_per_s = _mb_per_s(size, logged["seconds"])
+        return {
+            "api": "run.log_artifact(path), embedded store, in a fresh process",
+            "bytes": size,
+            "seconds": round(logged["seconds"], 3),
+            "mb_per_s": mb_per_s,
+            "dd": dd,
+            "vs_dd": round(mb_per_s / dd["mb_per_s"], 3),
+            "peak_rss_mb": logged["peak_rss_mb"],
+            "peak_rss_mb_before_call": logged["peak_rss_mb_before_call"],
+            "new_bytes": logged["new_bytes"],
+            "correct": logged["digest"] == first["sha256"] and logged["size"] == size,
+        }
+
+    return artifact_1gb
+
+
+def make_artifact_1gb_again(store: ArtifactStore) -> Workload:
+    def artifact_1gb_again(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        first = store.first(sizes)
+        again = _log_file(store.store, first["source"], "artifact-again")
+        first_s = first["logged"]["seconds"]
+        return {
+            "api": "run.log_artifact(the same path) in a second run, in a fresh process",
+            "bytes": again["size"],
+            "seconds": round(again["seconds"], 3),
+            "first_seconds": round(first_s, 3),
+            "vs_first": round(again["seconds"] / first_s, 3),
+            "new_bytes": again["new_bytes"],
+            "peak_rss_mb": again["peak_rss_mb"],
+            "correct": again["digest"] == first["sha256"],
+        }
+
+    return artifact_1gb_again
+
+
+def make_artifact_download(store: ArtifactStore) -> Workload:
+    def artifact_download(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        first = store.first(sizes)
+        dest = store.download_dir()
+        params = {"store": str(store.store), "run_id": first["logged"]["run_id"]}
+        try:
+            got = run_step(SCRIPT, "download", {**params, "path": ARTIFACT_FILE, "dest": str(dest)})
+            same = sha256_file(Path(got["path"])) == first["sha256"]
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+        return {
+            "api": "cairn.download_artifacts(run_id, name, dest), in a fresh process",
+            "bytes": got["size"],
+            "seconds": round(got["seconds"], 3),
+            "mb_per_s": _mb_per_s(got["size"], got["seconds"]),
+            "peak_rss_mb": got["peak_rss_mb"],
+            "correct": same,
+        }
+
+    return artifact_download
+
+
+def artifact_100mb_twice(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    size = sizes.artifact_twice_mib * MIB
+    with fresh_dir(workdir, "cairn-artifact-twice") as folder:
+        source = folder / ARTIFACT_FILE
+        sha256 = write_random_file(source, sizes.artifact_twice_mib)
+        store = folder / "store"
+        runs = [_log_file(store, source, f"artifact-twice-{i}") for i in (1, 2)]
+        blob_folder = folder_bytes(_blobs(store))
+    stored = sum(r["new_bytes"] for r in runs)
+    return {
+        "api": "run.log_artifact(path) of one file in two runs, each in a fresh process",
+        "bytes": size,
+        **{
+            name: {
+                "seconds": round(r["seconds"], 3),
+                "new_bytes": r["new_bytes"],
+                "peak_rss_mb": r["peak_rss_mb"],
+            }
+            for name, r in zip(("first", "second"), runs, strict=True)
+        },
+        "stored_bytes": stored,
+        "copies_stored": round(stored / size, 3),
+        "blob_folder_bytes": blob_folder,
+        "correct": all(r["digest"] == sha256 for r in runs),
+    }
+
+
+def dataset_10k_files(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    if not hasattr(cairn, "log_dataset"):
+        raise RuntimeError("this checkout's cairn has no log_dataset yet")
+    with fresh_dir(workdir, "cairn-dataset") as folder:
+        source = folder / DATASET_NAME
+        log(SIDE, f"writing {sizes.dataset_files} small files ...")
+        total = write_small_files(source, sizes.dataset_files)
+        store = folder / "store"
+        params = {"store": str(store), "blobs": str(_blobs(store)), "folder": str(source)}
+        got = run_step(SCRIPT, "log_dataset", {**params, "name": DATASET_NAME})
+    return {
+        "api": "cairn.log_dataset(name, folder), in a fresh process",
+        "files": sizes.dataset_files,
+        "bytes": total,
+        "seconds": round(got["seconds"], 3),
+        "files_per_s": rate(sizes.dataset_files, got["seconds"]),
+        "new_bytes": got["new_bytes"],
+        "peak_rss_mb": got["peak_rss_mb"],
+        "dataset": {k: got[k] for k in ("name", "version", "digest", "file_count", "size")},
+        "correct": (
+            got["name"] == DATASET_NAME
+            and bool(got["digest"])
+            and got["file_count"] in (None, sizes.dataset_files)
+            and got["size"] in (None, total)
+        ),
+    }
+
+
 # --- entry points -----------------------------------------------------------------------------
 
 
-def workloads(store: RunStore) -> dict[str, Workload]:
+def workloads(store: RunStore, artifacts: ArtifactStore) -> dict[str, Workload]:
     return {
         "log_embedded": log_embedded,
         "log_http": log_http,
@@ -528,15 +781,22 @@ def workloads(store: RunStore) -> dict[str, Workload]:
         "search_100k": make_search_100k(store),
         "history": history,
         "server_latency": server_latency,
+        "artifact_1gb": make_artifact_1gb(artifacts),
+        "artifact_1gb_again": make_artifact_1gb_again(artifacts),
+        "artifact_download": make_artifact_download(artifacts),
+        "artifact_100mb_twice": artifact_100mb_twice,
+        "dataset_10k_files": dataset_10k_files,
     }
 
 
 def run(sizes: Sizes, workdir: Path, only: list[str] | None) -> dict[str, Any]:
     store = RunStore(workdir)
+    artifacts = ArtifactStore(workdir)
     try:
-        return run_workloads(SIDE, workloads(store), sizes, workdir, only)
+        return run_workloads(SIDE, workloads(store, artifacts), sizes, workdir, only)
     finally:
         store.close()
+        artifacts.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -544,8 +804,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="scaled-down smoke test")
     parser.add_argument("--only", action="append", help="workload name(s), comma-separated")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--child", choices=sorted(STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     exit_on_sigterm()
+    if args.child:  # one measurement for run_step, in this fresh process
+        print(json.dumps(STEPS[args.child](json.loads(args.params))))
+        return 0
     only = [n for item in args.only or [] for n in item.split(",") if n]
     sizes = sizes_for(args.quick)
     document = {

@@ -7,10 +7,12 @@ seeded generators here, so they log, create and search exactly the same values.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -46,6 +48,11 @@ WORKLOAD_NAMES = [
     "search_100k",
     "history",
     "server_latency",
+    "artifact_1gb",
+    "artifact_1gb_again",
+    "artifact_download",
+    "artifact_100mb_twice",
+    "dataset_10k_files",
 ]
 
 # ``server_latency`` starts each side's server with these worker counts, in this order.
@@ -79,6 +86,9 @@ class Sizes:
     mlflow_history_repeats: int
     server_latency_calls: int  # timed small synchronous requests per server
     server_latency_warmup: int  # untimed requests first, on the same connection
+    artifact_mib: int  # the big random file of the artifact_1gb* workloads, and the dd write
+    artifact_twice_mib: int  # the file artifact_100mb_twice logs in two runs
+    dataset_files: int  # small files (1-8 KiB) in the folder dataset_10k_files logs
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +118,9 @@ FULL = Sizes(
     mlflow_history_repeats=3,
     server_latency_calls=300,
     server_latency_warmup=20,
+    artifact_mib=1024,
+    artifact_twice_mib=100,
+    dataset_files=10_000,
 )
 
 QUICK = Sizes(
@@ -134,6 +147,9 @@ QUICK = Sizes(
     mlflow_history_repeats=1,
     server_latency_calls=50,
     server_latency_warmup=10,
+    artifact_mib=64,
+    artifact_twice_mib=16,
+    dataset_files=1_000,
 )
 
 
@@ -182,6 +198,90 @@ def expected_search(n: int, seed: int = SEED) -> dict[str, Any]:
 def series(points: int, seed: int = SEED) -> list[float]:
     rng = random.Random(seed + points)
     return [rng.random() for _ in range(points)]
+
+
+# --- files for the artifact and dataset workloads ----------------------------------------------
+
+MIB = 1024 * 1024
+MB = 1_000_000  # throughputs and memory are reported in MB (10**6 bytes), as dd prints them
+
+
+def write_random_file(path: Path, mib: int, seed: int = SEED) -> str:
+    """``mib`` MiB of seeded random bytes, fsynced; returns their sha256.
+
+    Fsynced so that no write-back of the source overlaps the timed writes that follow.
+    """
+    rng = random.Random(seed + mib)
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for _ in range(mib):
+            chunk = rng.randbytes(MIB)
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def write_small_files(folder: Path, count: int, seed: int = SEED) -> int:
+    """``count`` files of 1-8 KiB of random bytes under 100 nested folders; total bytes.
+
+    Paths look like ``d3/e7/f00073.bin``. Ends with ``os.sync()``, for the reason
+    ``write_random_file`` fsyncs.
+    """
+    rng = random.Random(seed + count)
+    total = 0
+    for i in range(count):
+        path = folder / f"d{i % 10}" / f"e{i // 10 % 10}" / f"f{i:05d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = rng.randbytes(rng.randint(1024, 8192))
+        path.write_bytes(data)
+        total += len(data)
+    os.sync()
+    return total
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_bytes(folder: Path) -> int:
+    """Total size of the files under ``folder`` (0 when it does not exist)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with suppress(FileNotFoundError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+def folder_files(folder: Path) -> int:
+    return sum(len(files) for _root, _dirs, files in os.walk(folder))
+
+
+def dd_write(folder: Path, mib: int) -> dict[str, Any]:
+    """Time ``dd if=/dev/zero bs=1M conv=fdatasync`` of ``mib`` MiB into ``folder``: the
+    disk's durable sequential write speed, the yardstick of ``artifact_1gb``."""
+    target = folder / "dd.bin"
+    argv = ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={mib}", "conv=fdatasync"]
+    try:
+        t0 = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        elapsed = time.perf_counter() - t0
+    finally:
+        with suppress(FileNotFoundError):
+            target.unlink()
+    return {
+        "command": " ".join(argv).replace(str(target), "F"),
+        "bytes": mib * MIB,
+        "seconds": round(elapsed, 3),
+        "mb_per_s": round(mib * MIB / MB / elapsed, 1),
+        "dd_says": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "",
+    }
 
 
 # --- timing -----------------------------------------------------------------------------------
@@ -429,6 +529,46 @@ def run_workloads(
             log(side, f"{name} failed: {results[name]['error']}")
         log(side, f"{name} done in {time.perf_counter() - t0:.1f} s")
     return results
+
+
+# --- measurements in a fresh process ---------------------------------------------------------
+#
+# A workload that reports peak memory runs each measurement as a child process
+# (``<side>_workloads.py --child STEP --params JSON``, printing one JSON object), so no other
+# workload's allocations count towards it. The parent reads the child's own peak RSS from
+# ``os.wait4``, which reports that one child, unlike ``RUSAGE_CHILDREN``, a maximum over all.
+
+
+def _rss_mb(maxrss: int) -> float:
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    return round(maxrss * (1 if sys.platform == "darwin" else 1024) / MB, 1)
+
+
+def peak_rss_mb_so_far() -> float:
+    """This process's peak RSS until now, in MB."""
+    return _rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def run_step(script: Path, step: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run ``script --child step`` under this interpreter; its JSON plus ``peak_rss_mb``."""
+    argv = [sys.executable, str(script), "--child", step, "--params", json.dumps(params)]
+    # stderr passes through for progress; stdout is the step's JSON alone.
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        stdout = child.stdout.read()
+        _pid, status, usage = os.wait4(child.pid, 0)
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    child.returncode = os.waitstatus_to_exitcode(status)
+    child.stdout.close()
+    if child.returncode != 0:
+        raise RuntimeError(f"step {step!r} exited with {child.returncode}")
+    result: dict[str, Any] = json.loads(stdout)
+    result["peak_rss_mb"] = _rss_mb(usage.ru_maxrss)
+    return result
 
 
 def dump(document: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 
 import argparse
 import contextlib
+import json
 import logging
 import platform
 import shutil
@@ -35,28 +36,38 @@ from mlflow.entities import Metric, Param
 
 from common import (
     DEFAULT_WORKDIR,
+    MB,
+    MIB,
     SEARCH_FILTER,
     SEARCH_ORDER_BY_MLFLOW,
     SERVER_LATENCY_WORKERS,
     Sizes,
     client_ports_to,
+    dd_write,
     dump,
     exit_on_sigterm,
     expected_search,
+    folder_bytes,
+    folder_files,
     free_port,
     fresh_dir,
     health_probe_calls,
     latency_summary_us,
     log,
     metric_steps,
+    peak_rss_mb_so_far,
     rate,
     repeat_ms,
     run_specs,
+    run_step,
     run_workloads,
     series,
     server_process,
+    sha256_file,
     sizes_for,
     timed_requests,
+    write_random_file,
+    write_small_files,
 )
 
 SIDE = "mlflow"
@@ -487,6 +498,258 @@ def server_latency(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     return result
 
 
+# --- 10.-14. artifacts, and a folder of small files: each measurement a fresh process ---------
+#
+# As on Cairn's side (see common.run_step). The tracking store is SQLite, the artifact root a
+# local folder (MLflow's LocalArtifactRepository, which copies files and does not fsync).
+
+SCRIPT = Path(__file__).resolve()
+ARTIFACT_FILE = "model.bin"
+DATASET_NAME = "many"
+
+
+def _step_log_artifact(params: dict[str, Any]) -> dict[str, Any]:
+    mlflow.set_tracking_uri(params["uri"])
+    artifacts = Path(params["artifacts"])
+    with mlflow.start_run(experiment_id=params["experiment_id"], run_name=params["run_name"]):
+        before = folder_bytes(artifacts)
+        rss_before = peak_rss_mb_so_far()
+        t0 = time.perf_counter()
+        mlflow.log_artifact(params["file"])
+        elapsed = time.perf_counter() - t0
+        new_bytes = folder_bytes(artifacts) - before
+        run = mlflow.active_run()
+        assert run is not None
+        run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
+    # Not part of the figure: how long making the stored copy durable would take.
+    stored = Path(artifact_uri.removeprefix("file://")) / Path(params["file"]).name
+    t0 = time.perf_counter()
+    fd = os.open(stored, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return {
+        "run_id": run_id,
+        "seconds": elapsed,
+        "fsync_after_seconds": time.perf_counter() - t0,
+        "stored_path": str(stored),
+        "new_bytes": new_bytes,
+        "peak_rss_mb_before_call": rss_before,
+    }
+
+
+def _step_download(params: dict[str, Any]) -> dict[str, Any]:
+    mlflow.set_tracking_uri(params["uri"])
+    MlflowClient().get_run(params["run_id"])  # opens the store outside the clock
+    rss_before = peak_rss_mb_so_far()
+    t0 = time.perf_counter()
+    path = mlflow.artifacts.download_artifacts(
+        run_id=params["run_id"],
+        artifact_path=params["path"],
+        dst_path=params["dest"],
+        tracking_uri=params["uri"],
+    )
+    elapsed = time.perf_counter() - t0
+    return {
+        "seconds": elapsed,
+        "path": path,
+        "size": Path(path).stat().st_size,
+        "peak_rss_mb_before_call": rss_before,
+    }
+
+
+def _step_log_artifacts(params: dict[str, Any]) -> dict[str, Any]:
+    mlflow.set_tracking_uri(params["uri"])
+    artifacts = Path(params["artifacts"])
+    with mlflow.start_run(experiment_id=params["experiment_id"], run_name=params["run_name"]):
+        before = folder_bytes(artifacts)
+        rss_before = peak_rss_mb_so_far()
+        t0 = time.perf_counter()
+        mlflow.log_artifacts(params["folder"], artifact_path=params["artifact_path"])
+        elapsed = time.perf_counter() - t0
+        new_bytes = folder_bytes(artifacts) - before
+    return {
+        "seconds": elapsed,
+        "new_bytes": new_bytes,
+        "files_stored": folder_files(artifacts),
+        "peak_rss_mb_before_call": rss_before,
+    }
+
+
+STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "log_artifact": _step_log_artifact,
+    "download": _step_download,
+    "log_artifacts": _step_log_artifacts,
+}
+
+
+class _Store:
+    """A SQLite tracking store and an experiment whose artifacts go to ``folder/artifacts``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.uri = _sqlite_uri(folder)
+        self.artifacts = folder / "artifacts"
+        _, self.experiment_id = _client_and_experiment(self.uri, folder)
+
+    def params(self, **extra: Any) -> dict[str, Any]:
+        base = {"uri": self.uri, "experiment_id": self.experiment_id}
+        return {**base, "artifacts": str(self.artifacts), **extra}
+
+    def log_file(self, file: Path, run_name: str) -> dict[str, Any]:
+        return run_step(SCRIPT, "log_artifact", self.params(file=str(file), run_name=run_name))
+
+
+class ArtifactStore:
+    """The big random file logged once, dd taken just before; see cairn_workloads."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._folder = workdir / f"mlflow-artifacts-{os.getpid()}"
+        self._store: _Store | None = None
+        self._first: dict[str, Any] | None = None
+
+    def first(self, sizes: Sizes) -> tuple[_Store, dict[str, Any]]:
+        if self._store is None or self._first is None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            (self._folder / "store").mkdir(parents=True)
+            self._store = _Store(self._folder / "store")
+            source = self._folder / ARTIFACT_FILE
+            log(SIDE, f"writing {sizes.artifact_mib} MiB of random bytes ...")
+            sha256 = write_random_file(source, sizes.artifact_mib)
+            dd = dd_write(self._folder, sizes.artifact_mib)
+            log(SIDE, f"dd: {dd['mb_per_s']} MB/s; logging the file ...")
+            logged = self._store.log_file(source, "artifact-first")
+            self._first = {"source": source, "sha256": sha256, "dd": dd, "logged": logged}
+        return self._store, self._first
+
+    def download_dir(self) -> Path:
+        return self._folder / "download"
+
+    def close(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _mb_per_s(size: int, seconds: float) -> float:
+    return round(size / MB / seconds, 1) if seconds > 0 else float("inf")
+
+
+def _log_figures(logged: dict[str, Any], size: int) -> dict[str, Any]:
+    durable_s = logged["seconds"] + logged["fsync_after_seconds"]
+    return {
+        "bytes": size,
+        "seconds": round(logged["seconds"], 3),
+        "mb_per_s": _mb_per_s(size, logged["seconds"]),
+        "fsync_after_seconds": round(logged["fsync_after_seconds"], 3),
+        "seconds_with_fsync": round(durable_s, 3),
+        "mb_per_s_with_fsync": _mb_per_s(size, durable_s),
+        "new_bytes": logged["new_bytes"],
+        "peak_rss_mb": logged["peak_rss_mb"],
+        "peak_rss_mb_before_call": logged["peak_rss_mb_before_call"],
+    }
+
+
+def make_artifact_1gb(store: ArtifactStore) -> Callable[[Sizes, Path], dict[str, Any]]:
+    def artifact_1gb(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        _, first = store.first(sizes)
+        size = sizes.artifact_mib * MIB
+        figures = _log_figures(first["logged"], size)
+        return {
+            "api": "mlflow.log_artifact(path), local artifact root, in a fresh process",
+            **figures,
+            "dd": first["dd"],
+            "vs_dd": round(figures["mb_per_s"] / first["dd"]["mb_per_s"], 3),
+            "correct": sha256_file(Path(first["logged"]["stored_path"])) == first["sha256"],
+        }
+
+    return artifact_1gb
+
+
+def make_artifact_1gb_again(store: ArtifactStore) -> Callable[[Sizes, Path], dict[str, Any]]:
+    def artifact_1gb_again(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        tracking, first = store.first(sizes)
+        again = tracking.log_file(first["source"], "artifact-again")
+        first_s = first["logged"]["seconds"]
+        return {
+            "api": "mlflow.log_artifact(the same path) in a second run, in a fresh process",
+            **_log_figures(again, sizes.artifact_mib * MIB),
+            "first_seconds": round(first_s, 3),
+            "vs_first": round(again["seconds"] / first_s, 3),
+        }
+
+    return artifact_1gb_again
+
+
+def make_artifact_download(store: ArtifactStore) -> Callable[[Sizes, Path], dict[str, Any]]:
+    def artifact_download(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+        tracking, first = store.first(sizes)
+        dest = store.download_dir()
+        dest.mkdir(exist_ok=True)
+        params = {"uri": tracking.uri, "run_id": first["logged"]["run_id"]}
+        try:
+            got = run_step(SCRIPT, "download", {**params, "path": ARTIFACT_FILE, "dest": str(dest)})
+            same = sha256_file(Path(got["path"])) == first["sha256"]
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+        return {
+            "api": "mlflow.artifacts.download_artifacts(run_id, artifact_path, dst_path)",
+            "bytes": got["size"],
+            "seconds": round(got["seconds"], 3),
+            "mb_per_s": _mb_per_s(got["size"], got["seconds"]),
+            "peak_rss_mb": got["peak_rss_mb"],
+            "correct": same,
+        }
+
+    return artifact_download
+
+
+def artifact_100mb_twice(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    size = sizes.artifact_twice_mib * MIB
+    with fresh_dir(workdir, "mlflow-artifact-twice") as folder:
+        source = folder / ARTIFACT_FILE
+        write_random_file(source, sizes.artifact_twice_mib)
+        (folder / "store").mkdir()
+        tracking = _Store(folder / "store")
+        runs = [tracking.log_file(source, f"artifact-twice-{i}") for i in (1, 2)]
+        artifact_folder = folder_bytes(tracking.artifacts)
+    stored = sum(r["new_bytes"] for r in runs)
+    return {
+        "api": "mlflow.log_artifact(path) of one file in two runs, each in a fresh process",
+        "bytes": size,
+        **{
+            name: {
+                "seconds": round(r["seconds"], 3),
+                "new_bytes": r["new_bytes"],
+                "peak_rss_mb": r["peak_rss_mb"],
+            }
+            for name, r in zip(("first", "second"), runs, strict=True)
+        },
+        "stored_bytes": stored,
+        "copies_stored": round(stored / size, 3),
+        "artifact_folder_bytes": artifact_folder,
+    }
+
+
+def dataset_10k_files(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    with fresh_dir(workdir, "mlflow-dataset") as folder:
+        source = folder / DATASET_NAME
+        log(SIDE, f"writing {sizes.dataset_files} small files ...")
+        total = write_small_files(source, sizes.dataset_files)
+        (folder / "store").mkdir()
+        tracking = _Store(folder / "store")
+        params = tracking.params(folder=str(source), artifact_path=DATASET_NAME, run_name="many")
+        got = run_step(SCRIPT, "log_artifacts", params)
+    return {
+        "api": "mlflow.log_artifacts(folder, artifact_path) in a run, in a fresh process",
+        "files": sizes.dataset_files,
+        "bytes": total,
+        "seconds": round(got["seconds"], 3),
+        "files_per_s": rate(sizes.dataset_files, got["seconds"]),
+        "new_bytes": got["new_bytes"],
+        "peak_rss_mb": got["peak_rss_mb"],
+        "correct": got["files_stored"] == sizes.dataset_files,
+    }
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
@@ -498,13 +761,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server-workers", type=int, default=None, help="mlflow server --workers (default: 4)"
     )
+    parser.add_argument("--child", choices=sorted(STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     only = [n for item in args.only or [] for n in item.split(",") if n]
     sizes = sizes_for(args.quick)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.child:  # one measurement for run_step, in this fresh process
+        with contextlib.redirect_stdout(sys.stderr):
+            result = STEPS[args.child](json.loads(args.params))
+        print(json.dumps(result))
+        return 0
     store = RunStore(args.workdir)
+    artifacts = ArtifactStore(args.workdir)
     workloads: dict[str, Callable[[Sizes, Path], dict[str, Any]]] = {
         "log_embedded": log_embedded,
         "log_http": make_log_http(args.server_workers),
@@ -514,6 +785,11 @@ def main(argv: list[str] | None = None) -> int:
         "paginate": make_paginate(store),
         "history": history,
         "server_latency": server_latency,
+        "artifact_1gb": make_artifact_1gb(artifacts),
+        "artifact_1gb_again": make_artifact_1gb_again(artifacts),
+        "artifact_download": make_artifact_download(artifacts),
+        "artifact_100mb_twice": artifact_100mb_twice,
+        "dataset_10k_files": dataset_10k_files,
     }
     exit_on_sigterm()
     try:
@@ -522,6 +798,7 @@ def main(argv: list[str] | None = None) -> int:
             results = run_workloads(SIDE, workloads, sizes, args.workdir, only or None)
     finally:
         store.close()
+        artifacts.close()
     document = {
         "side": SIDE,
         "mlflow_version": mlflow.__version__,

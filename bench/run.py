@@ -95,6 +95,12 @@ GOALS: dict[str, list[Goal]] = {
     # One small synchronous request over a keep-alive connection to a 4-worker server: the
     # TCP_NODELAY pitfall (DESIGN.md, Scale-out) would put it near 40 ms.
     "server_latency": [Goal("workers_4.median_ms", "<=", 5)],
+    # Artifacts: MB/s are 10**6 bytes a second; peak RSS is the logging process's own.
+    "artifact_1gb": [Goal("vs_dd", ">=", 0.6), Goal("peak_rss_mb", "<=", 150)],
+    "artifact_1gb_again": [Goal("new_bytes", "<=", 0), Goal("vs_first", "<=", 0.25)],
+    "artifact_download": [Goal("mb_per_s", ">=", 500)],
+    "artifact_100mb_twice": [Goal("copies_stored", "<=", 1)],
+    "dataset_10k_files": [Goal("seconds", "<=", 10)],
 }
 
 # The first comparison of a workload is its ``ratio``; the others are ``ratio_<name>``.
@@ -120,6 +126,31 @@ COMPARISONS: dict[str, dict[str, Comparison]] = {
         "median_1_worker": Comparison("workers_1.median_ms", "workers_1.median_ms", False),
         "p99_4_workers": Comparison("workers_4.p99_ms", "workers_4.p99_ms", False),
         "p99_1_worker": Comparison("workers_1.p99_ms", "workers_1.p99_ms", False),
+    },
+    # MLflow's local artifact store copies without fsync; Cairn's fsyncs every blob, so the
+    # second ratio compares with MLflow's copy plus an fsync of it, timed after the call.
+    "artifact_1gb": {
+        "mb_per_s": Comparison("mb_per_s", "mb_per_s", True),
+        "mb_per_s_with_fsync": Comparison("mb_per_s", "mb_per_s_with_fsync", True),
+        "peak_rss": Comparison("peak_rss_mb", "peak_rss_mb", False),
+    },
+    "artifact_1gb_again": {
+        "seconds": Comparison("seconds", "seconds", False),
+        "seconds_with_fsync": Comparison("seconds", "seconds_with_fsync", False),
+        "peak_rss": Comparison("peak_rss_mb", "peak_rss_mb", False),
+    },
+    "artifact_download": {
+        "mb_per_s": Comparison("mb_per_s", "mb_per_s", True),
+        "peak_rss": Comparison("peak_rss_mb", "peak_rss_mb", False),
+    },
+    "artifact_100mb_twice": {
+        "stored_bytes": Comparison("stored_bytes", "stored_bytes", False),
+        "first_seconds": Comparison("first.seconds", "first.seconds", False),
+        "second_seconds": Comparison("second.seconds", "second.seconds", False),
+    },
+    "dataset_10k_files": {
+        "seconds": Comparison("seconds", "seconds", False),
+        "peak_rss": Comparison("peak_rss_mb", "peak_rss_mb", False),
     },
 }
 
@@ -276,7 +307,8 @@ def _git_commit() -> str | None:
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--", "src"))
+        # ":/src" is the repository's src/ (a plain "src" would be bench/src, from cwd).
+        dirty = bool(git("status", "--porcelain", "--", ":/src"))
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{commit}{'+dirty' if dirty else ''}"

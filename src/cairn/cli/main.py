@@ -6,7 +6,9 @@ import click
 
 from cairn._version import __version__
 from cairn.cli.artifacts import artifacts
+from cairn.cli.data import data
 from cairn.cli.db import db
+from cairn.cli.gc import gc
 from cairn.cli.projects import projects
 from cairn.cli.runs import runs
 from cairn.cli.server import server
@@ -23,6 +25,8 @@ cli.add_command(db)
 cli.add_command(projects)
 cli.add_command(runs)
 cli.add_command(artifacts)
+cli.add_command(data)
+cli.add_command(gc)
 
 
 def main() -> None:
