@@ -32,6 +32,13 @@ REQUIRE_ALL = os.environ.get("CAIRN_REQUIRE_ALL") == "1"
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The SDK's digest cache and spool live in the home folder; tests keep theirs apart.
+    import tempfile
+
+    os.environ.setdefault("CAIRN_CACHE_DIR", tempfile.mkdtemp(prefix="cairn-test-cache-"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if REQUIRE_ALL and not PG_URL:
         raise pytest.UsageError(

@@ -12,6 +12,7 @@ be used to reach outside the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -79,9 +80,22 @@ class BlobStore(Protocol):
         """Every stored digest, in order; unfinished writes are never listed."""
         ...
 
+    def batch(self) -> contextlib.AbstractContextManager[BlobBatch]:
+        """Many puts made durable together: blobs become visible when the block exits
+        (local folders sync once for the lot instead of once per file)."""
+        ...
+
+
+class BlobBatch(Protocol):
+    def put(self, stream: BinaryIO, *, expected_digest: str | None = None) -> BlobInfo: ...
+
 
 class BlobStoreBase:
     """What every backend shares: the conveniences built on ``put``."""
+
+    def batch(self) -> contextlib.AbstractContextManager[BlobBatch]:
+        """Backends with no cheaper way to put many blobs put them one by one."""
+        return contextlib.nullcontext(self)
 
     def put(self, stream: BinaryIO, *, expected_digest: str | None = None) -> BlobInfo:
         raise NotImplementedError

@@ -1,21 +1,25 @@
 """Blobs in a local folder: ``root/ab/cd/<digest>``, written through ``root/tmp/``.
 
-A put streams into a temporary file in ``root/tmp/`` while hashing, fsyncs it, then
-``os.replace``-s it into place and fsyncs the folder, so a blob is visible whole or not at
-all, even across a crash. Two puts of the same bytes at once are harmless: both rename
-identical files onto the same name. A temporary file left by a killed process is never
-listed; ``remove_stale_temps`` sweeps them.
+A put streams into a temporary file in ``root/tmp/`` while hashing; the bytes are made
+durable, then the file is ``os.replace``-d into place and the rename made durable, so a
+blob is visible whole or not at all, even across a crash. ``batch()`` does that for many
+puts at once (two ``syncfs`` calls on Linux instead of two fsyncs per blob: what makes a
+folder of 10,000 small files cheap). Two puts of the same bytes at once are harmless:
+both rename identical files onto the same name. A temporary file left by a killed
+process is never listed; ``remove_stale_temps`` sweeps them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import os
-import tempfile
+import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,24 +56,21 @@ class LocalBlobStore(BlobStoreBase):
         return self.root / digest[:2] / digest[2:4] / digest
 
     def put(self, stream: BinaryIO, *, expected_digest: str | None = None) -> BlobInfo:
-        if expected_digest is not None:
-            check_digest(expected_digest)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-", suffix=".part")
-        tmp = Path(tmp_name)
+        with self.batch() as batch:
+            return batch.put(stream, expected_digest=expected_digest)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[_LocalBatch]:
+        """Puts inside the block are written to temp files; at exit their bytes are made
+        durable, then they are renamed into place and the renames made durable, so a blob
+        visible under its digest always has its bytes on disk, even across a crash. On
+        Linux that is two ``syncfs`` calls for the whole batch, not two fsyncs per blob."""
+        batch = _LocalBatch(self)
         try:
-            digest, size = _write_hashed(fd, stream)
-            check_expected(digest, expected_digest)
-            final = self.path(digest)
-            if _has_size(final, size):
-                return BlobInfo(digest, size)  # stored already: write nothing
-            new_dirs = _make_dirs(final.parent, stop=self.root)
-            os.replace(tmp, final)
-            for folder in (final.parent, *new_dirs):
-                _fsync_dir(folder)
-            return BlobInfo(digest, size)
+            yield batch
+            batch.commit()
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            batch.discard()
 
     def open(self, digest: str) -> BinaryIO:
         path = self.path(digest)
@@ -134,20 +135,96 @@ class LocalBlobStore(BlobStoreBase):
         return removed
 
 
-def _write_hashed(fd: int, stream: BinaryIO) -> tuple[str, int]:
+class _LocalBatch:
+    def __init__(self, store: LocalBlobStore) -> None:
+        self.store = store
+        self.pending: dict[str, Path] = {}  # digest -> its temp file
+        self.sizes: dict[str, int] = {}
+        self.per_file_sync = _syncfs is None
+
+    def put(self, stream: BinaryIO, *, expected_digest: str | None = None) -> BlobInfo:
+        if expected_digest is not None:
+            check_digest(expected_digest)
+        tmp = self.store._tmp / f"put-{uuid.uuid4().hex}.part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
+        keep = False
+        try:
+            digest, size = _write_hashed(fd, stream, fsync=self.per_file_sync)
+            check_expected(digest, expected_digest)
+            if digest not in self.pending and not _has_size(self.store.path(digest), size):
+                self.pending[digest] = tmp
+                self.sizes[digest] = size
+                keep = True
+            return BlobInfo(digest, size)  # stored already (or in this batch): write nothing
+        finally:
+            if not keep:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        if _syncfs is not None:
+            _syncfs(self.store._tmp)  # every temp file's bytes, at once
+        changed: set[Path] = set()
+        for digest, tmp in list(self.pending.items()):
+            final = self.store.path(digest)
+            changed.update(_make_dirs(final.parent, stop=self.store.root))
+            changed.add(final.parent)
+            os.replace(tmp, final)
+            del self.pending[digest]
+        if _syncfs is not None:
+            _syncfs(self.store.root)  # every rename and new folder, at once
+        else:
+            for folder in sorted(changed, key=lambda p: len(p.parts), reverse=True):
+                _fsync_dir(folder)
+
+    def discard(self) -> None:
+        for tmp in self.pending.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        self.pending.clear()
+
+
+def _find_syncfs() -> Callable[[Path], None] | None:
+    """Linux's syncfs(2): flush one filesystem. None elsewhere (fsync per file instead)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+    def syncfs(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if call(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), str(path))
+        finally:
+            os.close(fd)
+
+    return syncfs
+
+
+_syncfs = _find_syncfs()
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def _write_hashed(fd: int, stream: BinaryIO, *, fsync: bool = True) -> tuple[str, int]:
     """Copy ``stream`` into the open temp file ``fd`` while hashing; fsync; close."""
     digest = hashlib.sha256()
     size = 0
     with open(fd, "wb", buffering=0) as out:
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600; blobs are readable like any file
-            os.fchmod(fd, 0o644)
         while chunk := read_chunk(stream):
             digest.update(chunk)
             view = memoryview(chunk)
             while view:
                 view = view[out.write(view) or 0 :]
             size += len(chunk)
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     return digest.hexdigest(), size
 
 

@@ -84,7 +84,8 @@ class Backend(Protocol):
     def list_artifacts(self, run_id: str, prefix: str | None = None) -> list[ArtifactEntry]: ...
 
     def read_artifact(self, run_id: str, path: str, out: BinaryIO) -> None:
-        """Write the file's bytes into ``out``, streamed."""
+        """Write the file's bytes into ``out``, streamed; the caller checks them against
+        the digest (``write_atomically``)."""
         ...
 
     def upload_blobs(self, files: Sequence[LocalFile], progress: Progress | None = None) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from cairn.client import hash_cache
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.errors import Invalid
 
@@ -35,7 +36,14 @@ class LocalFile:
 
 
 def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
-    """The sha256 (hex) and size of a file, read in 1 MiB chunks."""
+    """The sha256 (hex) and size of a file, read in 1 MiB chunks; large files' digests
+    come from the local digest cache while the file is unchanged."""
+    before = os.stat(path)
+    cached = hash_cache.lookup(path, before)
+    if cached is not None:
+        if progress is not None:
+            progress(before.st_size)
+        return cached, before.st_size
     hasher = hashlib.sha256()
     size = 0
     buffer = bytearray(READ_CHUNK)
@@ -46,7 +54,11 @@ def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
             size += n
             if progress is not None:
                 progress(n)
-    return hasher.hexdigest(), size
+    digest = hasher.hexdigest()
+    after = os.stat(path)
+    if size == after.st_size and after.st_mtime_ns == before.st_mtime_ns:
+        hash_cache.remember(path, after, digest)  # only what was stable while we read
+    return digest, size
 
 
 def local_file(

@@ -6,7 +6,8 @@ info = blobs.put(stream, expected_digest=d1)  # verified: nothing stored on a mi
 infos = blobs.put_bundle(stream)              # many small blobs in one request body
 
 A bundle is a sequence of frames, each an ASCII header line ``<sha256 hex> <size>\\n``
-followed by exactly ``size`` bytes. Every frame is verified against its digest.
+followed by exactly ``size`` bytes. Every frame is verified against its digest; a
+bundle is all or nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import tempfile
 import threading
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -27,6 +29,7 @@ from cairn.blobs import (
     check_digest,
     open_blob_store,
 )
+from cairn.blobs.base import BlobBatch
 from cairn.blobs.s3 import S3BlobStore
 from cairn.domain.errors import Invalid
 from cairn.store.database import Database
@@ -100,17 +103,21 @@ class BlobService:
         return self.store.put(stream, expected_digest=expected_digest)
 
     def put_bundle(self, stream: BinaryIO) -> list[BlobInfo]:
-        """Store every frame of a bundle; a bad frame stops there (earlier ones are kept)."""
+        """Store every frame of a bundle, made durable together; a bad frame fails the
+        request and nothing of it becomes visible."""
         stored: list[BlobInfo] = []
-        store = self.store
-        while True:
-            header = stream.readline(MAX_HEADER)
-            if not header:
-                return stored
-            digest, size = _parse_frame_header(header, len(stored))
-            frame = io.BufferedReader(_Exactly(stream, size, len(stored)), CHUNK)
-            info = store.put(frame, expected_digest=digest)
-            stored.append(info)
+        with self.store.batch() as batch:
+            while True:
+                header = stream.readline(MAX_HEADER)
+                if not header:
+                    return stored
+                digest, size = _parse_frame_header(header, len(stored))
+                frame = io.BufferedReader(_Exactly(stream, size, len(stored)), CHUNK)
+                stored.append(batch.put(frame, expected_digest=digest))
+
+    def batch(self) -> AbstractContextManager[BlobBatch]:
+        """Many puts made durable together (see ``BlobStore.batch``)."""
+        return self.store.batch()
 
     def size(self, digest: str) -> int:
         return self.store.size(digest)

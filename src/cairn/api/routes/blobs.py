@@ -45,7 +45,7 @@ async def put_blob(digest: str, request: Request, blobs: BlobsDep) -> BlobOut:
 )
 async def put_bundle(request: Request, blobs: BlobsDep) -> list[BlobOut]:
     """Many small blobs in one body: frames of ``<sha256> <size>\\n`` then the bytes.
-    Each frame is verified; a bad frame fails the request (frames before it are kept)."""
+    Each frame is verified; a bad frame fails the request and stores none of them."""
     infos = await run_in_threadpool(blobs.put_bundle, body_stream(request))
     return [BlobOut(digest=i.digest, size=i.size) for i in infos]
 
