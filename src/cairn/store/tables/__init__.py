@@ -11,10 +11,21 @@ from cairn.store.tables.metrics import (
     MetricRollupRow,
     MetricSummaryRow,
 )
+from cairn.store.tables.models import (
+    AliasMoveRow,
+    ModelAliasRow,
+    ModelFileRow,
+    ModelVersionRow,
+    ProtectedAliasRow,
+    RegisteredModelRow,
+    RunModelInputRow,
+)
 from cairn.store.tables.projects import ProjectRow
 from cairn.store.tables.runs import ParamRow, RunRow, TagRow, TextRow
+from cairn.store.tables.webhooks import WebhookDeliveryRow, WebhookRow
 
 __all__ = [
+    "AliasMoveRow",
     "ArtifactRow",
     "Base",
     "BatchRow",
@@ -26,10 +37,18 @@ __all__ = [
     "MetricPointRow",
     "MetricRollupRow",
     "MetricSummaryRow",
+    "ModelAliasRow",
+    "ModelFileRow",
+    "ModelVersionRow",
     "ParamRow",
     "ProjectRow",
+    "ProtectedAliasRow",
+    "RegisteredModelRow",
     "RunInputRow",
+    "RunModelInputRow",
     "RunRow",
     "TagRow",
     "TextRow",
+    "WebhookDeliveryRow",
+    "WebhookRow",
 ]

@@ -36,6 +36,8 @@ class DatasetVersionRow(Base):
     parent_version: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str | None] = mapped_column(Text)
     profile: Mapped[str | None] = mapped_column(Text)  # JSON, see domain/profiles.py
+    # The run that produced this version (a pipeline's preprocessing step), if any.
+    run_pk: Mapped[int | None] = mapped_column(ForeignKey("runs.pk"), index=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (
