@@ -79,8 +79,8 @@ def body_stream(request: Request) -> BinaryIO:
 def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     """``(start, length)`` for one satisfiable range; None to send everything; False when
     the range lies wholly outside the file (416)."""
-    if not header:
-        return None
+    if not header or size == 0:
+        return None  # an empty file has no byte to range over: send it whole
     match = _RANGE.match(header.strip())
     if match is None:
         return None  # several ranges, or another unit: the whole file is a valid answer

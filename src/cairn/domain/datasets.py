@@ -170,7 +170,7 @@ def check_files(files: list[DatasetFile], kind: DatasetKind) -> list[DatasetFile
                     field=f"{where}.etag",
                 )
         clean[path] = DatasetFile(path, item.digest, item.size, etag)
-    return [clean[path] for path in sorted(clean)]
+    return list(clean.values())  # the caller's order, so errors name the caller's index
 
 
 def manifest_digest(files: list[DatasetFile], kind: DatasetKind | str, source: str | None) -> str:

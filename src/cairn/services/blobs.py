@@ -113,7 +113,12 @@ class BlobService:
                     return stored
                 digest, size = _parse_frame_header(header, len(stored))
                 frame = io.BufferedReader(_Exactly(stream, size, len(stored)), CHUNK)
-                stored.append(batch.put(frame, expected_digest=digest))
+                try:
+                    stored.append(batch.put(frame, expected_digest=digest))
+                except Invalid as exc:
+                    exc.details["frame"] = len(stored)
+                    exc.message = f"bundle frame {len(stored)}: {exc.message}"
+                    raise
 
     def batch(self) -> AbstractContextManager[BlobBatch]:
         """Many puts made durable together (see ``BlobStore.batch``)."""
@@ -152,13 +157,13 @@ def _parse_frame_header(header: bytes, index: int) -> tuple[str, int]:
         size = int(size_text)
         if size < 0 or not size_text.isdigit():
             raise ValueError
-    except ValueError:
+        return check_digest(digest), size
+    except (ValueError, Invalid):
         raise Invalid(
             f"bundle frame {index} has a malformed header: expected '<sha256> <size>\\n'",
             field="body",
             details={"frame": index},
         ) from None
-    return check_digest(digest), size
 
 
 class _Exactly(io.RawIOBase):

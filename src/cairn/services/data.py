@@ -13,6 +13,7 @@ version already has returns that version: version numbers change only with conte
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 from cairn.domain.artifact_paths import normalize_artifact_path
@@ -187,7 +188,9 @@ class DataService:
     def resolve(self, ref: str, project: str | None = None) -> DatasetVersion:
         """``wine`` (latest), ``wine:2``, ``wine@<batch label>`` (newest with it), ``p/wine:2``."""
         parsed = parse_ref(ref)
-        if parsed.kind in (RefKind.RUN, RefKind.SEMVER):
+        if parsed.kind is RefKind.SEMVER:  # datasets have no semvers: 2024.11.01 is a batch
+            parsed = replace(parsed, kind=RefKind.ALIAS, alias=parsed.semver, semver=None)
+        if parsed.kind is RefKind.RUN:
             raise Invalid(
                 f"{ref!r} is not a dataset reference: use name, name:N or name@batch",
                 field="ref",

@@ -82,17 +82,26 @@ class UploadService:
         return Upload(upload_id, offset, info.get("size"), info.get("digest"))
 
     def append(self, upload_id: str, offset: int, stream: BinaryIO) -> Upload:
-        """Append what ``stream`` yields at ``offset``, which must be the current size."""
+        """Append what ``stream`` yields at ``offset``, which must be the current size.
+
+        One append at a time per upload (a lock on the staging file, so across server
+        processes too): a retry racing its own first attempt is a ``Conflict``.
+        """
         current = self.status(upload_id)
-        if offset != current.offset:
-            raise Conflict(
-                f"upload {upload_id} is at offset {current.offset}, not {offset}: "
-                "resume from there",
-                details={"upload_id": upload_id, "offset": current.offset},
-            )
         part, _meta = self._paths(upload_id)
-        written = current.offset
         with open(part, "ab", buffering=0) as out:
+            if not _try_lock(out.fileno()):
+                raise Conflict(
+                    f"upload {upload_id} is receiving another chunk right now",
+                    details={"upload_id": upload_id, "offset": current.offset},
+                )
+            reached = os.fstat(out.fileno()).st_size  # under the lock: the true offset
+            if offset != reached:
+                raise Conflict(
+                    f"upload {upload_id} is at offset {reached}, not {offset}: resume from there",
+                    details={"upload_id": upload_id, "offset": reached},
+                )
+            written = reached
             try:
                 while chunk := read_chunk(stream, CHUNK):
                     if current.size is not None and written + len(chunk) > current.size:
@@ -145,3 +154,16 @@ class UploadService:
                 if suffix == "part" and entry.stat().st_mtime < cutoff and is_ulid(name):
                     removed += int(self.cancel(name))
         return removed
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on the open staging file, released when it is closed."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one server process, appends are rare enough
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

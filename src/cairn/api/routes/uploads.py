@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn.api.deps import UploadsDep
 from cairn.api.streaming import RAW_BODY, body_stream
+from cairn.domain.errors import NotFound
 from cairn.schemas.datasets import BlobOut, UploadIn, UploadOut
 from cairn.services.uploads import Upload
 
@@ -61,5 +62,6 @@ def complete_upload(upload_id: str, uploads: UploadsDep) -> BlobOut:
 
 @router.delete("/uploads/{upload_id}", status_code=204)
 def cancel_upload(upload_id: str, uploads: UploadsDep) -> Response:
-    uploads.cancel(upload_id)
+    if not uploads.cancel(upload_id):
+        raise NotFound(f"upload {upload_id} does not exist", details={"upload_id": upload_id})
     return Response(status_code=204)
