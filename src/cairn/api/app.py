@@ -20,15 +20,20 @@ from cairn.api.routes import (
     blobs,
     datasets,
     health,
+    models,
     projects,
     runs,
     uploads,
+    webhooks,
 )
+from cairn.services.aliases import AliasService
 from cairn.services.artifacts import ArtifactService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
+from cairn.services.registry import RegistryService
 from cairn.services.tracking import TrackingService
 from cairn.services.uploads import UploadService
+from cairn.services.webhooks import DeliveryPolicy, WebhookService
 from cairn.settings import Settings
 from cairn.store.database import Database
 
@@ -47,6 +52,18 @@ async def _reap_forever(app: FastAPI, timeout_s: float) -> None:
             log.warning("cairn: reaping stale runs failed", exc_info=True)
 
 
+async def _deliver_forever(app: FastAPI, interval_s: float) -> None:
+    """Send due webhook deliveries. Every worker runs one; claims never overlap."""
+    while True:
+        try:
+            sent = await run_in_threadpool(app.state.webhooks.deliver_due)
+        except Exception:  # a busy or unreachable database: try again next period
+            log.warning("cairn: delivering webhooks failed", exc_info=True)
+            sent = 0
+        if not sent:  # a full claim may have more behind it: go on at once
+            await asyncio.sleep(interval_s)
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the server. Refuses an old schema unless ``settings.auto_upgrade``."""
     settings = settings or Settings()
@@ -59,9 +76,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         reaper = None
         if settings.heartbeat_timeout_s > 0:
             reaper = asyncio.create_task(_reap_forever(app, settings.heartbeat_timeout_s))
+        interval = app.state.webhooks.policy.interval_s
+        sender = asyncio.create_task(_deliver_forever(app, interval)) if interval > 0 else None
         yield
-        if reaper is not None:
-            reaper.cancel()
+        for task in (reaper, sender):
+            if task is not None:
+                task.cancel()
         db.close()
 
     app = FastAPI(
@@ -80,10 +100,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.artifacts = ArtifactService(db, app.state.blobs)
     app.state.data = DataService(db, app.state.blobs)
     app.state.uploads = UploadService(app.state.blobs)
+    app.state.webhooks = WebhookService(db, DeliveryPolicy.from_env())
+    app.state.registry = RegistryService(db, app.state.blobs, app.state.tracking.get_run)
+    app.state.aliases = AliasService(db, app.state.registry)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
-    for module in (projects, runs, batches, artifacts, blobs, uploads, datasets):
+    routers = (projects, runs, batches, artifacts, blobs, uploads, datasets, models, webhooks)
+    for module in routers:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     install_openapi(app)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
 from cairn.client.transfer import LocalFile, Progress
@@ -19,6 +20,7 @@ from cairn.domain.datasets import (
     DatasetKind,
     DatasetVersion,
 )
+from cairn.domain.models import AliasMove, ModelFile, ModelVersion, RegisteredModel
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -128,6 +130,57 @@ class Backend(Protocol):
     def use_dataset(self, run_id: str, ref: str, role: str) -> DatasetInput: ...
 
     def run_inputs(self, run_id: str) -> list[DatasetInput]: ...
+
+    # -- model registry --------------------------------------------------------------------
+
+    def register_model_version(
+        self, project: str, name: str, files: list[ModelFile], meta: dict[str, Any]
+    ) -> ModelVersion:
+        """``meta``: flavor, run_id, algorithm, signature, requirements, bump, semver,
+        description, tags (the fields of ``POST /models/{name}/versions``)."""
+        ...
+
+    def get_model_version(self, ref: str, project: str) -> ModelVersion: ...
+
+    def get_model(self, name: str, project: str) -> RegisteredModel: ...
+
+    def list_models(self, project: str) -> list[RegisteredModel]: ...
+
+    def list_model_versions(self, name: str, project: str) -> list[ModelVersion]: ...
+
+    def model_files(self, ref: str, project: str) -> tuple[ModelVersion, list[ModelFile]]: ...
+
+    def read_model_file(self, version: ModelVersion, path: str, out: BinaryIO) -> None: ...
+
+    def decide_model_version(
+        self, ref: str, project: str, approve: bool, comment: str | None
+    ) -> ModelVersion: ...
+
+    def set_alias(
+        self, name: str, alias: str, version: int | str, project: str, reason: str | None
+    ) -> ModelVersion: ...
+
+    def delete_alias(self, name: str, alias: str, project: str, reason: str | None) -> None: ...
+
+    def alias_history(self, name: str, alias: str | None, project: str) -> list[AliasMove]: ...
+
+    def resolve_alias(
+        self, name: str, alias: str, at: datetime | None, project: str
+    ) -> ModelVersion | None: ...
+
+    def rollback_alias(
+        self, name: str, alias: str, project: str, reason: str | None
+    ) -> ModelVersion: ...
+
+    def protect_alias(
+        self, name: str, alias: str, protect: bool, project: str
+    ) -> RegisteredModel: ...
+
+    def model_card(self, ref: str, project: str) -> dict[str, Any]: ...
+
+    def compare_models(self, a: str, b: str, project: str) -> dict[str, Any]: ...
+
+    def use_model(self, run_id: str, ref: str, role: str) -> ModelVersion: ...
 
     def close(self) -> None: ...
 

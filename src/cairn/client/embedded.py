@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import shutil
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from cairn.client.transfer import LocalFile, Progress, counting_reader
@@ -16,6 +17,8 @@ from cairn.domain.datasets import (
     DatasetKind,
     DatasetVersion,
 )
+from cairn.domain.errors import NotFound
+from cairn.domain.models import AliasMove, ModelFile, ModelVersion, RegisteredModel
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -26,9 +29,11 @@ from cairn.domain.records import (
     Run,
     RunPage,
 )
+from cairn.services.aliases import AliasService
 from cairn.services.artifacts import ArtifactService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
+from cairn.services.registry import RegistryService
 from cairn.services.tracking import TrackingService
 from cairn.store.database import Database
 
@@ -51,6 +56,8 @@ class EmbeddedBackend:
         self.blobs = BlobService(self.db)
         self.artifacts = ArtifactService(self.db, self.blobs)
         self.data = DataService(self.db, self.blobs)
+        self.registry = RegistryService(self.db, self.blobs, self.tracking.get_run)
+        self.aliases = AliasService(self.db, self.registry)
         self.actor = _actor()
 
     def log_batch(self, batch: Batch) -> BatchResult:
@@ -191,6 +198,76 @@ class EmbeddedBackend:
 
     def run_inputs(self, run_id: str) -> list[DatasetInput]:
         return self.data.run_inputs(run_id)
+
+    # -- model registry --------------------------------------------------------------------
+
+    def register_model_version(
+        self, project: str, name: str, files: list[ModelFile], meta: dict[str, Any]
+    ) -> ModelVersion:
+        return self.registry.register_version(project, name, files, actor=self.actor, **meta)
+
+    def get_model_version(self, ref: str, project: str) -> ModelVersion:
+        return self.registry.resolve(ref, project)
+
+    def get_model(self, name: str, project: str) -> RegisteredModel:
+        return self.registry.get_model(name, project)
+
+    def list_models(self, project: str) -> list[RegisteredModel]:
+        return self.registry.list_models(project)
+
+    def list_model_versions(self, name: str, project: str) -> list[ModelVersion]:
+        return self.registry.list_versions(name, project)
+
+    def model_files(self, ref: str, project: str) -> tuple[ModelVersion, list[ModelFile]]:
+        return self.registry.files(ref, project)
+
+    def read_model_file(self, version: ModelVersion, path: str, out: BinaryIO) -> None:
+        _found, files = self.registry.files(version.ref)
+        item = next((f for f in files if f.path == path), None)
+        if item is None:
+            raise NotFound(f"model version {version} has no file {path!r}")
+        self._copy_blob(item.digest, item.size, out)
+
+    def decide_model_version(
+        self, ref: str, project: str, approve: bool, comment: str | None
+    ) -> ModelVersion:
+        decide = self.registry.approve if approve else self.registry.reject
+        return decide(ref, comment, project=project, actor=self.actor)
+
+    def set_alias(
+        self, name: str, alias: str, version: int | str, project: str, reason: str | None
+    ) -> ModelVersion:
+        return self.aliases.set_alias(
+            name, alias, version, project=project, reason=reason, actor=self.actor
+        )
+
+    def delete_alias(self, name: str, alias: str, project: str, reason: str | None) -> None:
+        self.aliases.delete_alias(name, alias, project=project, reason=reason, actor=self.actor)
+
+    def alias_history(self, name: str, alias: str | None, project: str) -> list[AliasMove]:
+        return self.aliases.history(name, alias, project=project)
+
+    def resolve_alias(
+        self, name: str, alias: str, at: datetime | None, project: str
+    ) -> ModelVersion | None:
+        return self.aliases.resolve_alias(name, alias, at=at, project=project)
+
+    def rollback_alias(
+        self, name: str, alias: str, project: str, reason: str | None
+    ) -> ModelVersion:
+        return self.aliases.rollback(name, alias, project=project, reason=reason, actor=self.actor)
+
+    def protect_alias(self, name: str, alias: str, protect: bool, project: str) -> RegisteredModel:
+        return self.aliases.protect(name, alias, protect, project=project, actor=self.actor)
+
+    def model_card(self, ref: str, project: str) -> dict[str, Any]:
+        return self.registry.model_card(ref, project)
+
+    def compare_models(self, a: str, b: str, project: str) -> dict[str, Any]:
+        return self.registry.compare(a, b, project)
+
+    def use_model(self, run_id: str, ref: str, role: str) -> ModelVersion:
+        return self.registry.use_model(run_id, ref, role, actor=self.actor)
 
     def close(self) -> None:
         self.db.close()

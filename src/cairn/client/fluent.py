@@ -27,11 +27,13 @@ from cairn.client.backend import Backend, default_uri, open_backend
 from cairn.client.batcher import PARAMS, START, TAGS, Batcher
 from cairn.client.capture import capture_run_context
 from cairn.client.data_api import DataApi
+from cairn.client.models_api import ModelsApi
 from cairn.client.run import ActiveRun, clean_tags
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.datasets import Dataset, DatasetDiff, DatasetVersion
 from cairn.domain.errors import Invalid, NotFound
 from cairn.domain.ids import new_ulid
+from cairn.domain.models import AliasMove, ModelVersion, RegisteredModel
 from cairn.domain.records import (
     ArtifactEntry,
     MetricHistory,
@@ -45,6 +47,8 @@ from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, check_t
 
 if TYPE_CHECKING:
     import pandas  # type: ignore[import-untyped]
+
+    from cairn.flavors import LoadedModel
 
 # Open runs say they are alive this often; a server marks a run killed after
 # CAIRN_HEARTBEAT_TIMEOUT (default 300 s) of silence.
@@ -95,7 +99,7 @@ def _capture_flags(capture: bool | Iterable[str]) -> dict[str, bool]:
     return {part: part in parts for part in _CAPTURE_PARTS}
 
 
-class Client(DataApi):
+class Client(DataApi, ModelsApi):
     """A connection to one store or server, with its own background sender.
 
     >>> client = cairn.Client("./.cairn")            # doctest: +SKIP
@@ -460,3 +464,78 @@ def list_datasets(project: str | None = None) -> list[Dataset]:
 def diff_datasets(old: str, new: str, project: str | None = None) -> DatasetDiff:
     """How two versions differ: ``cairn.diff_datasets("wine:1", "wine:2")``."""
     return client().diff_datasets(old, new, project)
+
+
+def load_model(ref: str, project: str | None = None) -> LoadedModel:
+    """A registered version ready to predict: ``cairn.load_model("iris@production")``."""
+    return client().load_model(ref, project)
+
+
+def get_model_version(ref: str, project: str | None = None) -> ModelVersion:
+    return client().get_model_version(ref, project)
+
+
+def list_models(project: str | None = None) -> list[RegisteredModel]:
+    return client().list_models(project)
+
+
+def approve(ref: str, comment: str | None = None, project: str | None = None) -> ModelVersion:
+    """Approve a version: ``cairn.approve("iris:3", "validated on holdout")``."""
+    return client().approve(ref, comment, project)
+
+
+def reject(ref: str, comment: str | None = None, project: str | None = None) -> ModelVersion:
+    return client().reject(ref, comment, project)
+
+
+def set_alias(
+    model: str,
+    alias: str,
+    version: int | str,
+    reason: str | None = None,
+    project: str | None = None,
+) -> ModelVersion:
+    """Point an alias at a version: ``cairn.set_alias("iris", "production", 3)``."""
+    return client().set_alias(model, alias, version, reason, project)
+
+
+def delete_alias(
+    model: str, alias: str, reason: str | None = None, project: str | None = None
+) -> None:
+    client().delete_alias(model, alias, reason, project)
+
+
+def alias_history(
+    model: str, alias: str | None = None, project: str | None = None
+) -> list[AliasMove]:
+    """Every move of an alias: ``cairn.alias_history("iris", "production")``."""
+    return client().alias_history(model, alias, project)
+
+
+def resolve_alias(
+    model: str, alias: str, at: datetime | None = None, project: str | None = None
+) -> ModelVersion | None:
+    """Which version an alias pointed to at a time: ``cairn.resolve_alias("iris",
+    "production", at=datetime(2026, 3, 3, tzinfo=UTC))``."""
+    return client().resolve_alias(model, alias, at, project)
+
+
+def rollback(
+    model: str, alias: str, reason: str | None = None, project: str | None = None
+) -> ModelVersion:
+    """Move an alias back to its previous target: ``cairn.rollback("iris", "production")``."""
+    return client().rollback(model, alias, reason, project)
+
+
+def protect_alias(
+    model: str, alias: str, protect: bool = True, project: str | None = None
+) -> RegisteredModel:
+    return client().protect_alias(model, alias, protect, project)
+
+
+def model_card(ref: str, project: str | None = None) -> dict[str, Any]:
+    return client().model_card(ref, project)
+
+
+def compare_models(a: str, b: str, project: str | None = None) -> dict[str, Any]:
+    return client().compare_models(a, b, project)

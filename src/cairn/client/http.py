@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -30,7 +31,15 @@ from cairn.domain.datasets import (
     DatasetVersion,
     FileChange,
 )
-from cairn.domain.errors import CairnError, Conflict, Invalid, Unavailable, error_from_dict
+from cairn.domain.errors import (
+    CairnError,
+    Conflict,
+    Invalid,
+    NotFound,
+    Unavailable,
+    error_from_dict,
+)
+from cairn.domain.models import AliasMove, ModelFile, ModelVersion, RegisteredModel
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -53,6 +62,7 @@ from cairn.schemas.datasets import (
     PresignOut,
     UploadOut,
 )
+from cairn.schemas.models import AliasMoveOut, ModelFilesOut, ModelVersionOut, RegisteredModelOut
 from cairn.schemas.runs import (
     BatchOut,
     MetricHistoryOut,
@@ -121,6 +131,28 @@ def _dataset_ref(ref: str, project: str) -> tuple[str, str, str]:
             f"{ref!r} is not a dataset reference: use name, name:N or name@batch", field="ref"
         )
     return parsed.project or project, parsed.name, segment
+
+
+def _model_url(project: str, name: str) -> str:
+    return f"/projects/{quote(project, safe='')}/models/{quote(name, safe='')}"
+
+
+def _model_version_url(ref: str, project: str) -> str:
+    """``…/models/{name}/versions/{N | latest | @alias | @1.2.0}`` for a model reference."""
+    parsed = parse_ref(ref)
+    if parsed.kind is RefKind.VERSION:
+        segment = str(parsed.version)
+    elif parsed.kind is RefKind.ALIAS:
+        segment = f"@{parsed.alias}"
+    elif parsed.kind is RefKind.SEMVER:
+        segment = f"@{parsed.semver}"
+    elif parsed.kind is RefKind.NAME:
+        segment = "latest"
+    else:
+        raise Invalid(f"{ref!r} names a run, not a model version", field="ref")
+    return (
+        f"{_model_url(parsed.project or project, parsed.name)}/versions/{quote(segment, safe='@')}"
+    )
 
 
 def _artifact_url(run_id: str, path: str) -> str:
@@ -510,6 +542,133 @@ class HttpBackend:
     def run_inputs(self, run_id: str) -> list[DatasetInput]:
         response = self._request("GET", f"/runs/{quote(run_id, safe='')}/inputs")
         return [DatasetInputOut.model_validate(i).to_domain() for i in response.json()]
+
+    # -- model registry --------------------------------------------------------------------
+
+    def register_model_version(
+        self, project: str, name: str, files: list[ModelFile], meta: dict[str, Any]
+    ) -> ModelVersion:
+        body = {
+            "files": [{"path": f.path, "digest": f.digest, "size": f.size} for f in files],
+            **{k: v for k, v in meta.items() if v is not None},
+        }
+        response = self._request(
+            "POST",
+            f"{_model_url(project, name)}/versions",
+            content=json.dumps(body, allow_nan=False).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        return ModelVersionOut.model_validate_json(response.content).to_domain()
+
+    def get_model_version(self, ref: str, project: str) -> ModelVersion:
+        url = _model_version_url(ref, project)
+        return ModelVersionOut.model_validate_json(self._request("GET", url).content).to_domain()
+
+    def get_model(self, name: str, project: str) -> RegisteredModel:
+        response = self._request("GET", _model_url(project, name))
+        return RegisteredModelOut.model_validate_json(response.content).to_domain()
+
+    def list_models(self, project: str) -> list[RegisteredModel]:
+        response = self._request("GET", f"/projects/{quote(project, safe='')}/models")
+        return [RegisteredModelOut.model_validate(m).to_domain() for m in response.json()]
+
+    def list_model_versions(self, name: str, project: str) -> list[ModelVersion]:
+        response = self._request("GET", f"{_model_url(project, name)}/versions")
+        return [ModelVersionOut.model_validate(v).to_domain() for v in response.json()]
+
+    def model_files(self, ref: str, project: str) -> tuple[ModelVersion, list[ModelFile]]:
+        response = self._request("GET", _model_version_url(ref, project) + "/files")
+        return ModelFilesOut.model_validate_json(response.content).to_domain()
+
+    def read_model_file(self, version: ModelVersion, path: str, out: BinaryIO) -> None:
+        clean = normalize_artifact_path(path)
+        url = (
+            f"{_model_url(version.project, version.name)}/versions/{version.version}"
+            f"/files/{quote(clean, safe='/')}"
+        )
+        self._download(url, out, f"{version}:{clean}")
+
+    def decide_model_version(
+        self, ref: str, project: str, approve: bool, comment: str | None
+    ) -> ModelVersion:
+        verb = "approve" if approve else "reject"
+        response = self._request(
+            "POST", f"{_model_version_url(ref, project)}/{verb}", json={"comment": comment}
+        )
+        return ModelVersionOut.model_validate_json(response.content).to_domain()
+
+    def set_alias(
+        self, name: str, alias: str, version: int | str, project: str, reason: str | None
+    ) -> ModelVersion:
+        response = self._request(
+            "PUT",
+            f"{_model_url(project, name)}/aliases/{quote(alias, safe='')}",
+            json={"version": version, "reason": reason},
+        )
+        return ModelVersionOut.model_validate_json(response.content).to_domain()
+
+    def delete_alias(self, name: str, alias: str, project: str, reason: str | None) -> None:
+        params = {"reason": reason} if reason else {}
+        self._request(
+            "DELETE", f"{_model_url(project, name)}/aliases/{quote(alias, safe='')}", params=params
+        )
+
+    def alias_history(self, name: str, alias: str | None, project: str) -> list[AliasMove]:
+        params = {"alias": alias} if alias else {}
+        response = self._request("GET", f"{_model_url(project, name)}/alias-history", params=params)
+        return [AliasMoveOut.model_validate(m).to_domain() for m in response.json()]
+
+    def resolve_alias(
+        self, name: str, alias: str, at: datetime | None, project: str
+    ) -> ModelVersion | None:
+        params = {"at": at.isoformat()} if at is not None else {}
+        try:
+            response = self._request(
+                "GET", f"{_model_url(project, name)}/aliases/{quote(alias, safe='')}", params=params
+            )
+        except NotFound as exc:
+            if exc.details.get("alias") == alias and "model" in exc.details:
+                return None  # the alias exists in no form then, or is unset now
+            raise
+        return ModelVersionOut.model_validate_json(response.content).to_domain()
+
+    def rollback_alias(
+        self, name: str, alias: str, project: str, reason: str | None
+    ) -> ModelVersion:
+        response = self._request(
+            "POST",
+            f"{_model_url(project, name)}/aliases/{quote(alias, safe='')}/rollback",
+            json={"reason": reason},
+        )
+        return ModelVersionOut.model_validate_json(response.content).to_domain()
+
+    def protect_alias(self, name: str, alias: str, protect: bool, project: str) -> RegisteredModel:
+        response = self._request(
+            "PUT" if protect else "DELETE",
+            f"{_model_url(project, name)}/protected-aliases/{quote(alias, safe='')}",
+        )
+        return RegisteredModelOut.model_validate_json(response.content).to_domain()
+
+    def model_card(self, ref: str, project: str) -> dict[str, Any]:
+        card: dict[str, Any] = self._request(
+            "GET", _model_version_url(ref, project) + "/card"
+        ).json()
+        return card
+
+    def compare_models(self, a: str, b: str, project: str) -> dict[str, Any]:
+        response = self._request(
+            "GET", f"/projects/{quote(project, safe='')}/model-compare", params={"a": a, "b": b}
+        )
+        result: dict[str, Any] = response.json()
+        return result
+
+    def use_model(self, run_id: str, ref: str, role: str) -> ModelVersion:
+        response = self._request(
+            "POST",
+            f"/runs/{quote(run_id, safe='')}/model-inputs",
+            json={"model": ref, "role": role},
+        )
+        return ModelVersionOut.model_validate_json(response.content).to_domain()
 
     def close(self) -> None:
         self.http.close()

@@ -26,6 +26,7 @@ from cairn.client.batcher import END, METRIC, NOTES, PARAMS, TAGS
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.datasets import DatasetInput, DatasetVersion
 from cairn.domain.errors import Conflict, Invalid
+from cairn.domain.models import ModelVersion
 from cairn.domain.records import ArtifactEntry, MetricHistory, Run, RunEnd, RunStatus
 from cairn.domain.validation import (
     KNOWN_GOOD_KEYS,
@@ -172,6 +173,40 @@ class ActiveRun:
         version = self.client.log_dataset(name, source, batch, message, self.project)
         self.use_dataset(version, role)
         return version
+
+    def register_model(
+        self,
+        name: str,
+        model: Any,
+        flavor: str | None = None,
+        input_example: Any = None,
+        bump: str | None = None,
+        semver: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register ``model`` as a new version of ``name``, made by this run.
+
+        Example: ``run.register_model("iris", clf, input_example=X_train[:5])``. The
+        semver follows the rule (signature -> major; flavor, algorithm or this run's
+        training data -> minor; else patch) unless ``bump`` or ``semver`` is given.
+        """
+        return self.client.register_model(
+            name,
+            model,
+            run_id=self.id,
+            flavor=flavor,
+            input_example=input_example,
+            bump=bump,
+            semver=semver,
+            description=description,
+            tags=dict(tags) if tags else None,
+            project=self.project,
+        )
+
+    def use_model(self, ref: str, role: str = "evaluate") -> ModelVersion:
+        """Record that this run used a model version: ``run.use_model("iris@staging")``."""
+        return self.client.use_model(self.id, ref, role)
 
     def _log_bytes(self, data: bytes, name: str, media_type: str) -> ArtifactEntry:
         clean = normalize_artifact_path(name)

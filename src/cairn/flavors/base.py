@@ -177,6 +177,8 @@ class LoadedModel:
         self.model = model
         self.info = info
         self._flavor = flavor
+        # The registry's ModelVersion when loaded by reference (cairn.load_model("iris@prod")).
+        self.version: Any = None
 
     @property
     def flavor(self) -> str:

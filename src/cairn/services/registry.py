@@ -13,6 +13,7 @@ change writes an audit event in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,9 +106,12 @@ def _check_tags(tags: Any) -> dict[str, str]:
 
 
 class RegistryService:
-    def __init__(self, db: Database, blobs: BlobService) -> None:
+    def __init__(
+        self, db: Database, blobs: BlobService, runs: Callable[[str], Run] | None = None
+    ) -> None:
         self.db = db
         self.blobs = blobs
+        self._runs = runs  # loads a run for model cards (TrackingService.get_run)
 
     # -- registering ---------------------------------------------------------------------
 
@@ -417,9 +421,16 @@ class RegistryService:
 
     # -- cards and comparisons -----------------------------------------------------------
 
-    def model_card(self, ref: str, run: Run | None, project: str | None = None) -> dict[str, Any]:
-        """Everything a reviewer needs about a version, as plain data."""
+    def model_card(self, ref: str, project: str | None = None) -> dict[str, Any]:
+        """Everything a reviewer needs about a version, as plain data: source run, params,
+        metrics, training datasets (versions, batches), git, environment, signature."""
         version, files = self.files(ref, project)
+        run = None
+        if version.run_id is not None and self._runs is not None:
+            try:
+                run = self._runs(version.run_id)
+            except NotFound:
+                run = None
         card: dict[str, Any] = {
             "model": version.name,
             "project": version.project,
@@ -469,6 +480,41 @@ class RegistryService:
                 for i in inputs
             ]
         return card
+
+    def compare(self, a: str, b: str, project: str | None = None) -> dict[str, Any]:
+        """``cairn models compare iris:2 iris:3``: the two cards side by side."""
+        return compare_cards(self.model_card(a, project), self.model_card(b, project))
+
+
+def compare_cards(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two model cards side by side: params, metrics, training data and signature."""
+
+    def side_by_side(key: str) -> dict[str, dict[str, Any]]:
+        left = (a.get("run") or {}).get(key) or {}
+        right = (b.get("run") or {}).get(key) or {}
+        return {
+            k: {"a": left.get(k), "b": right.get(k), "differs": left.get(k) != right.get(k)}
+            for k in sorted(set(left) | set(right))
+        }
+
+    return {
+        "a": f"{a['project']}/{a['model']}:{a['version']}",
+        "b": f"{b['project']}/{b['model']}:{b['version']}",
+        "semver": {"a": a["semver"], "b": b["semver"]},
+        "flavor": {"a": a["flavor"], "b": b["flavor"]},
+        "algorithm": {"a": a["algorithm"], "b": b["algorithm"]},
+        "params": side_by_side("params"),
+        "metrics": side_by_side("metrics"),
+        "training_data": {
+            "a": [d["dataset"] for d in a["training_data"] if d["role"] == "train"],
+            "b": [d["dataset"] for d in b["training_data"] if d["role"] == "train"],
+        },
+        "signature": {
+            "a": a["signature"],
+            "b": b["signature"],
+            "differs": a["signature"] != b["signature"],
+        },
+    }
 
 
 def _traits(version: ModelVersion) -> ModelTraits:
