@@ -169,7 +169,7 @@ def test_bad_input_changes_nothing(sdk_uri: str, tmp_path: Path) -> None:
     with pytest.raises(cairn.NotFound, match="does not exist"):
         cairn.get_dataset_version("nothing:1")
     with pytest.raises(cairn.Invalid, match="not a dataset reference"):
-        cairn.get_dataset_version("wine@1.2.3")
+        cairn.get_dataset_version("runs/01JAAAAAAAAAAAAAAAAAAAAAAA")
     with cairn.start_run() as run, pytest.raises(cairn.Invalid, match="role"):
         run.use_dataset("x", role="bad role")
     assert cairn.list_datasets() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cairn.cli.output import handle_errors, print_json, print_table
+from cairn.cli.progress import transfer_progress
 from cairn.cli.projects import json_option, open_client, uri_option
 from cairn.cli.runs import _run_id
 
@@ -49,8 +50,14 @@ def get(run: str, path: str, dest: str, uri: str) -> None:
 
     Each file is written atomically and checked against its digest.
     """
+    run_id = _run_id(run)
     with open_client(uri) as client:
-        local = client.download_artifacts(_run_id(run), path, dest)
+
+        def total() -> int:
+            return sum(e.size for e in client.list_artifacts(run_id, path or None))
+
+        with transfer_progress(total, f"downloading {run}") as progress:
+            local = client.download_artifacts(run_id, path, dest, progress=progress)
     click.echo(str(local))
 
 

@@ -66,19 +66,27 @@ def table_bytes(df: Any, name: str) -> tuple[bytes, str]:
 
 
 class _HashingWriter:
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
         self.out = out
         self.hash = hashlib.sha256()
+        self.progress = progress
 
     def write(self, data: bytes) -> int:
         self.hash.update(data)
+        if self.progress is not None:
+            self.progress(len(data))
         view = memoryview(data)
         while view:  # an unbuffered file may write less than it was given
             view = view[self.out.write(view) or 0 :]
         return len(data)
 
 
-def write_atomically(target: Path, fill: Callable[[BinaryIO], None], digest: str) -> None:
+def write_atomically(
+    target: Path,
+    fill: Callable[[BinaryIO], None],
+    digest: str,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Write ``target`` through a temp file beside it; only bytes matching ``digest`` land.
 
     No fsync: a download is a copy Cairn can make again, and ``get_dataset`` re-checks
@@ -88,7 +96,7 @@ def write_atomically(target: Path, fill: Callable[[BinaryIO], None], digest: str
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
-            writer = _HashingWriter(cast(BinaryIO, out))
+            writer = _HashingWriter(cast(BinaryIO, out), progress)
             fill(cast(BinaryIO, writer))
         if writer.hash.hexdigest() != digest:
             raise CorruptBlob(

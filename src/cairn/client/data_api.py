@@ -163,9 +163,7 @@ class DataApi:
             def fill(out: Any, path: str = item.path) -> None:
                 self.backend.read_dataset_file(version, path, out)
 
-            write_atomically(target, fill, item.digest)
-            if progress is not None:
-                progress(item.size)
+            write_atomically(target, fill, item.digest, progress)
         return root
 
     def diff_datasets(self, old: str, new: str, project: str | None = None) -> DatasetDiff:

@@ -29,6 +29,7 @@ from cairn.client.capture import capture_run_context
 from cairn.client.data_api import DataApi
 from cairn.client.models_api import ModelsApi
 from cairn.client.run import ActiveRun, clean_tags
+from cairn.client.transfer import Progress
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.datasets import Dataset, DatasetDiff, DatasetVersion
 from cairn.domain.errors import Invalid, NotFound
@@ -297,7 +298,11 @@ class Client(DataApi, ModelsApi):
         return self.backend.list_artifacts(run_id, clean)
 
     def download_artifacts(
-        self, run_id: str, path: str = "", dest: str | os.PathLike[str] = "."
+        self,
+        run_id: str,
+        path: str = "",
+        dest: str | os.PathLike[str] = ".",
+        progress: Progress | None = None,
     ) -> Path:
         """Download one file, or every file under a folder (``path=""``: all of them).
 
@@ -318,7 +323,7 @@ class Client(DataApi, ModelsApi):
             def fill(out: BinaryIO, entry_path: str = entry.path) -> None:
                 self.backend.read_artifact(run_id, entry_path, out)
 
-            write_atomically(root.joinpath(*parts), fill, entry.digest)
+            write_atomically(root.joinpath(*parts), fill, entry.digest, progress)
         return root.joinpath(*prefix.split("/")) if prefix else root
 
     # -- projects -------------------------------------------------------------------
