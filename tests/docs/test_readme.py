@@ -31,6 +31,21 @@ def test_quickstart_runs(tmp_path: Path) -> None:
     assert first.split()[1] == "0.01"
 
 
+def test_data_and_models_example_runs(tmp_path: Path) -> None:
+    blocks = _python_blocks()
+    assert len(blocks) >= 2, "README lost its data and models example"
+    result = subprocess.run(
+        [sys.executable, "-c", blocks[1]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["1.0.0 True", "['proline']"]
+
+
 def test_readme_commands_exist() -> None:
     from click.testing import CliRunner
 
