@@ -20,6 +20,12 @@ from cairn.store.tables.models import (
     RegisteredModelRow,
     RunModelInputRow,
 )
+from cairn.store.tables.production import (
+    EndpointRow,
+    EndpointVariantRow,
+    FeedbackRow,
+    PredictionRow,
+)
 from cairn.store.tables.projects import ProjectRow
 from cairn.store.tables.runs import ParamRow, RunRow, TagRow, TextRow
 from cairn.store.tables.webhooks import WebhookDeliveryRow, WebhookRow
@@ -32,7 +38,10 @@ __all__ = [
     "DatasetFileRow",
     "DatasetRow",
     "DatasetVersionRow",
+    "EndpointRow",
+    "EndpointVariantRow",
     "EventRow",
+    "FeedbackRow",
     "MetricKeyRow",
     "MetricPointRow",
     "MetricRollupRow",
@@ -41,6 +50,7 @@ __all__ = [
     "ModelFileRow",
     "ModelVersionRow",
     "ParamRow",
+    "PredictionRow",
     "ProjectRow",
     "ProtectedAliasRow",
     "RegisteredModelRow",
