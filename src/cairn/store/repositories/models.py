@@ -91,6 +91,12 @@ class ModelRepository:
             self.protected(model_id),
         )
 
+    def names(self, model_ids: set[int]) -> dict[int, str]:
+        if not model_ids:
+            return {}
+        stmt = select(_M.c.id, _M.c.name).where(_M.c.id.in_(sorted(model_ids)))
+        return {int(row.id): row.name for row in self.conn.execute(stmt)}
+
     def list_models(self, project_id: int, project: str) -> list[RegisteredModel]:
         ids = self.conn.execute(
             select(_M.c.id).where(_M.c.project_id == project_id).order_by(_M.c.name)
