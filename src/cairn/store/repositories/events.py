@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, Table, select
 
 from cairn.domain.records import ms_to_datetime, now_ms
 from cairn.store.bulk import executemany
+from cairn.store.repositories.webhooks import WebhookRepository
 from cairn.store.tables import EventRow
 
 _E = cast(Table, EventRow.__table__)
@@ -48,24 +50,37 @@ class EventRepository:
         if not events:
             return
         at = now_ms()
-        executemany(
-            self.conn,
-            _E.insert,
-            [
-                {
-                    "at": at,
-                    "actor": actor,
-                    "action": e.action,
-                    "entity_type": e.entity_type,
-                    "entity_id": e.entity_id,
-                    "project_id": e.project_id,
-                    "before": _dump(e.before),
-                    "after": _dump(e.after),
-                }
-                for e in events
-            ],
-            name="events.insert",
-        )
+        rows = [
+            {
+                "at": at,
+                "actor": actor,
+                "action": e.action,
+                "entity_type": e.entity_type,
+                "entity_id": e.entity_id,
+                "project_id": e.project_id,
+                "before": _dump(e.before),
+                "after": _dump(e.after),
+            }
+            for e in events
+        ]
+        # The webhook outbox, in this transaction: one small SELECT of the active hooks;
+        # only when some hook wants some event are the events' ids needed.
+        hooks = WebhookRepository(self.conn)
+        targets = hooks.targets(hooks.routes(), [(e.action, e.project_id) for e in events])
+        if not any(targets):
+            executemany(self.conn, _E.insert, rows, name="events.insert")
+            return
+        hooks.enqueue(list(zip(self._insert_returning_ids(rows), targets, strict=True)), at)
+
+    def _insert_returning_ids(self, rows: list[dict[str, Any]]) -> Sequence[int]:
+        if self.conn.dialect.name == "sqlite":
+            # One writer holds the database, and SQLite gives a new row the largest rowid
+            # plus one: the ids are the last one and the n - 1 before it.
+            executemany(self.conn, _E.insert, rows, name="events.insert")
+            last = int(self.conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+            return range(last - len(rows) + 1, last + 1)
+        stmt = _E.insert().returning(_E.c.id, sort_by_parameter_order=True)
+        return self.conn.execute(stmt, rows).scalars().all()
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[Event]:
         stmt = (
