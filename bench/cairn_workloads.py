@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import cairn
+from cairn_registry import register_and_load
 from common import (
     DEFAULT_WORKDIR,
     MB,
@@ -786,6 +787,7 @@ def workloads(store: RunStore, artifacts: ArtifactStore) -> dict[str, Workload]:
         "artifact_download": make_artifact_download(artifacts),
         "artifact_100mb_twice": artifact_100mb_twice,
         "dataset_10k_files": dataset_10k_files,
+        "register_and_load": register_and_load,  # cairn_registry.py
     }
 
 

@@ -53,6 +53,7 @@ WORKLOAD_NAMES = [
     "artifact_download",
     "artifact_100mb_twice",
     "dataset_10k_files",
+    "register_and_load",
 ]
 
 # ``server_latency`` starts each side's server with these worker counts, in this order.
@@ -89,6 +90,7 @@ class Sizes:
     artifact_mib: int  # the big random file of the artifact_1gb* workloads, and the dd write
     artifact_twice_mib: int  # the file artifact_100mb_twice logs in two runs
     dataset_files: int  # small files (1-8 KiB) in the folder dataset_10k_files logs
+    registry_repeats: int  # register_and_load: repetitions, each on a fresh store
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +123,7 @@ FULL = Sizes(
     artifact_mib=1024,
     artifact_twice_mib=100,
     dataset_files=10_000,
+    registry_repeats=5,
 )
 
 QUICK = Sizes(
@@ -150,6 +153,7 @@ QUICK = Sizes(
     artifact_mib=64,
     artifact_twice_mib=16,
     dataset_files=1_000,
+    registry_repeats=2,
 )
 
 
@@ -198,6 +202,44 @@ def expected_search(n: int, seed: int = SEED) -> dict[str, Any]:
 def series(points: int, seed: int = SEED) -> list[float]:
     rng = random.Random(seed + points)
     return [rng.random() for _ in range(points)]
+
+
+# --- the model of register_and_load ------------------------------------------------------------
+
+REGISTRY_MODEL = "bench-model"
+REGISTRY_ALIAS = "production"
+REGISTRY_ESTIMATOR = "RandomForestClassifier(n_estimators=100, random_state=0) on load_wine"
+
+
+def registry_model() -> tuple[Any, Any]:
+    """The fitted model both sides register, and the features it predicts on.
+
+    scikit-learn is imported here, not at the top, so this module stays importable with the
+    standard library alone; both virtualenvs have it (run.py installs it into MLflow's).
+    """
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = load_wine(return_X_y=True)
+    return RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y), x
+
+
+def registry_figures(repetitions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over repetitions of register, alias, load (+ predict) and their total."""
+    for rep in repetitions:
+        rep["total_s"] = rep["register_s"] + rep["alias_s"] + rep["load_s"]
+    keys = ("register_s", "alias_s", "load_s", "predict_s", "total_s")
+    figures: dict[str, Any] = {
+        key: round(statistics.median(r[key] for r in repetitions), 4) for key in keys
+    }
+    totals = sorted(r["total_s"] for r in repetitions)
+    figures["total_min_s"], figures["total_max_s"] = round(totals[0], 4), round(totals[-1], 4)
+    figures["repeats"] = len(repetitions)
+    figures["per_repetition"] = [
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in repetitions
+    ]
+    figures["correct"] = all(r["correct"] for r in repetitions)
+    return figures
 
 
 # --- files for the artifact and dataset workloads ----------------------------------------------

@@ -69,6 +69,7 @@ from common import (
     write_random_file,
     write_small_files,
 )
+from mlflow_registry import register_and_load
 
 SIDE = "mlflow"
 EXPERIMENT = "bench"
@@ -790,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         "artifact_download": make_artifact_download(artifacts),
         "artifact_100mb_twice": artifact_100mb_twice,
         "dataset_10k_files": dataset_10k_files,
+        "register_and_load": register_and_load,  # mlflow_registry.py
     }
     exit_on_sigterm()
     try:

@@ -1,6 +1,6 @@
 """Benchmark Cairn against MLflow on the same workloads, in the same run; print one JSON document.
 
-    .venv/bin/python bench/run.py                  # everything (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py                  # everything (about 13 minutes on 2 cores)
     .venv/bin/python bench/run.py --quick          # scaled down, for a CI smoke test
     .venv/bin/python bench/run.py --only search,paginate --skip-mlflow
 
@@ -9,8 +9,10 @@ installed). MLflow's run in ``bench/.venv-mlflow``, created here on first use, a
 (``bench/mlflow_workloads.py``) that prints JSON. Per workload the document holds both sides'
 figures, ``ratio`` (how many times better Cairn is than MLflow: a throughput over a throughput,
 or a time over a time, so above 1 means Cairn is faster), the ``target`` Cairn must meet on a
-2-core machine and ``meets_target``. It is written to ``bench/results.json``
-(``bench/results-quick.json`` with ``--quick``, so a smoke test never overwrites real figures).
+2-core machine and ``meets_target``. It is written to ``bench/results.json`` after a complete
+run, to ``bench/results-quick.json`` with ``--quick`` and to ``bench/results-partial.json``
+with ``--only`` or ``--skip-mlflow`` (``--output`` chooses), so a smoke test or a partial run
+never overwrites the full figures.
 Exits 1 when a workload failed on either side.
 """
 
@@ -42,6 +44,9 @@ from common import (
 
 MLFLOW_VENV = BENCH_DIR / ".venv-mlflow"
 MLFLOW_SPECS = ["mlflow==3.17.*", "mlflow>=3,<4"]  # the pinned series, else the newest 3.x
+# What MLflow's side needs besides MLflow, by module: register_and_load fits and logs a
+# scikit-learn model (the version this interpreter has, so both sides pickle the same code).
+MLFLOW_EXTRAS = {"sklearn": "scikit-learn"}
 
 
 # --- targets and ratios -----------------------------------------------------------------------
@@ -101,6 +106,8 @@ GOALS: dict[str, list[Goal]] = {
     "artifact_download": [Goal("mb_per_s", ">=", 500)],
     "artifact_100mb_twice": [Goal("copies_stored", "<=", 1)],
     "dataset_10k_files": [Goal("seconds", "<=", 10)],
+    # Medians of fresh-process register + alias + load-and-predict (bench/cairn_registry.py).
+    "register_and_load": [Goal("total_s", "<=", 0.5)],
 }
 
 # The first comparison of a workload is its ``ratio``; the others are ``ratio_<name>``.
@@ -151,6 +158,16 @@ COMPARISONS: dict[str, dict[str, Comparison]] = {
     "dataset_10k_files": {
         "seconds": Comparison("seconds", "seconds", False),
         "peak_rss": Comparison("peak_rss_mb", "peak_rss_mb", False),
+    },
+    # MLflow's default serialization (skops) first; then with serialization_format="pickle",
+    # which is what Cairn's sklearn flavor writes.
+    "register_and_load": {
+        "total": Comparison("total_s", "total_s", False),
+        "register": Comparison("register_s", "register_s", False),
+        "load": Comparison("load_s", "load_s", False),
+        "total_vs_pickle": Comparison("total_s", "pickle.total_s", False),
+        "register_vs_pickle": Comparison("register_s", "pickle.register_s", False),
+        "load_vs_pickle": Comparison("load_s", "pickle.load_s", False),
     },
 }
 
@@ -215,22 +232,31 @@ def _cairn_version(module: Any) -> str:
 
 
 def ensure_mlflow_python(venv: Path) -> Path:
-    """The MLflow virtualenv's python, creating the virtualenv first when it is missing."""
+    """The MLflow virtualenv's python: created when missing, with MLflow and the extras
+    its workloads import installed into it when they are missing."""
     python = venv / "bin" / "python"
-    if python.exists() and _imports_mlflow(python):
-        return python
-    log("mlflow", f"creating {venv} ...")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    for spec in MLFLOW_SPECS:
-        log("mlflow", f"pip install {spec!r} ...")
-        install = [str(python), "-m", "pip", "install", "--quiet", spec]
-        if subprocess.run(install, stdout=sys.stderr).returncode == 0:
-            return python
-    raise RuntimeError(f"could not install MLflow ({' or '.join(MLFLOW_SPECS)}) into {venv}")
+    if not python.exists():
+        log("mlflow", f"creating {venv} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if not _imports(python, "mlflow") and not any(_pip(python, s) for s in MLFLOW_SPECS):
+        raise RuntimeError(f"could not install MLflow ({' or '.join(MLFLOW_SPECS)}) into {venv}")
+    for module, package in MLFLOW_EXTRAS.items():
+        if _imports(python, module):
+            continue
+        ours = _version(package)
+        if not _pip(python, f"{package}=={ours}" if ours else package):
+            raise RuntimeError(f"could not install {package} into {venv}")
+    return python
 
 
-def _imports_mlflow(python: Path) -> bool:
-    probe = [str(python), "-c", "import mlflow"]
+def _pip(python: Path, spec: str) -> bool:
+    log("mlflow", f"pip install {spec!r} ...")
+    install = [str(python), "-m", "pip", "install", "--quiet", spec]
+    return subprocess.run(install, stdout=sys.stderr).returncode == 0
+
+
+def _imports(python: Path, module: str) -> bool:
+    probe = [str(python), "-c", f"import {module}"]
     return subprocess.run(probe, capture_output=True).returncode == 0
 
 
@@ -345,7 +371,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workdir", type=Path, default=DEFAULT_WORKDIR, help="where stores are made"
     )
-    parser.add_argument("--output", type=Path, help="results file (default bench/results.json)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="results file (default bench/results.json; bench/results-quick.json with --quick; "
+        "bench/results-partial.json with --only or --skip-mlflow)",
+    )
     parser.add_argument(
         "--mlflow-venv", type=Path, default=MLFLOW_VENV, help="MLflow virtualenv (made if absent)"
     )
@@ -359,6 +390,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown workload(s) {unknown}; choose from {WORKLOAD_NAMES}")
     args.workdir = args.workdir.resolve()
     return args
+
+
+def default_output(args: argparse.Namespace) -> str:
+    """``results.json`` holds complete runs only: a smoke test or a partial run (``--only``,
+    ``--skip-mlflow``) never overwrites the figures RESULTS.md quotes."""
+    if args.quick:
+        return "results-quick.json"
+    if args.only or args.skip_mlflow:
+        return "results-partial.json"
+    return "results.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,8 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     text = dump(document)
     print(text)
-    default = "results-quick.json" if args.quick else "results.json"
-    output = args.output or BENCH_DIR / default
+    output = args.output or BENCH_DIR / default_output(args)
     output.write_text(text + "\n")
     log("bench", f"wrote {output}")
 

@@ -20,6 +20,8 @@ MAX_ALIAS_LENGTH = 100
 MAX_DESCRIPTION_LENGTH = 100_000
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 RESERVED_ALIASES = frozenset({"latest"})
+# The flavors Cairn can load (cairn.flavors); a version of any other could never be served.
+KNOWN_FLAVORS = ("sklearn", "pickle", "pytorch", "onnx")
 
 
 class Approval(StrEnum):

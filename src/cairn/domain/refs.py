@@ -25,6 +25,7 @@ _REF_RE = re.compile(
     r"(?:(?::(?P<version>\d+))|(?:@(?P<at>[A-Za-z0-9_\-.+]+)))?$"
 )
 _SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+$")
+MAX_VERSION = 2**31 - 1  # version columns are 32-bit integers
 
 
 class RefKind(StrEnum):
@@ -82,8 +83,8 @@ def parse_ref(text: str) -> Ref:
     name, project = match.group("name"), match.group("project")
     if match.group("version") is not None:
         version = int(match.group("version"))
-        if version < 1:
-            raise Invalid(f"reference {text!r}: versions start at 1", field="ref")
+        if not 1 <= version <= MAX_VERSION:
+            raise Invalid(f"reference {text!r}: versions run from 1 to {MAX_VERSION}", field="ref")
         return Ref(RefKind.VERSION, name, project, version=version)
     at = match.group("at")
     if at is not None:

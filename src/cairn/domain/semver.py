@@ -20,6 +20,7 @@ from cairn.domain.errors import Invalid
 
 _SEMVER = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
 BUMPS = ("major", "minor", "patch")
+MAX_PART = 999_999_999
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +47,19 @@ def format_semver(parts: tuple[int, int, int]) -> str:
 def bump_semver(current: str, bump: str) -> str:
     major, minor, patch = parse_semver(current)
     if bump == "major":
-        return format_semver((major + 1, 0, 0))
-    if bump == "minor":
-        return format_semver((major, minor + 1, 0))
-    if bump == "patch":
-        return format_semver((major, minor, patch + 1))
-    raise Invalid(f"bump must be one of {', '.join(BUMPS)}, not {bump!r}", field="bump")
+        parts = (major + 1, 0, 0)
+    elif bump == "minor":
+        parts = (major, minor + 1, 0)
+    elif bump == "patch":
+        parts = (major, minor, patch + 1)
+    else:
+        raise Invalid(f"bump must be one of {', '.join(BUMPS)}, not {bump!r}", field="bump")
+    if max(parts) > MAX_PART:
+        raise Invalid(
+            f"a {bump} bump of {current} passes {MAX_PART:,}: give an explicit semver",
+            field="semver",
+        )
+    return format_semver(parts)
 
 
 def decide_bump(previous: ModelTraits, new: ModelTraits) -> tuple[str, str]:

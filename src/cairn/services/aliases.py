@@ -166,7 +166,12 @@ class AliasService:
                 f"alias {alias!r} of {name!r} has no earlier target to roll back to",
                 details={"model": name, "alias": alias},
             )
-        why = reason or f"rollback from {name}:{moves[-1].to_version}"
+        last = moves[-1].to_version
+        why = reason or (
+            f"rollback from {name}:{last} to {name}:{previous}"
+            if last is not None
+            else f"rollback: restored {name}:{previous} after the alias was deleted"
+        )
         return self.set_alias(name, alias, previous, project=project, reason=why, actor=actor)
 
     def protect(

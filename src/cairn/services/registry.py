@@ -23,6 +23,7 @@ from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.datasets import check_optional_text, check_role, manifest_digest
 from cairn.domain.errors import Conflict, Invalid, NotFound
 from cairn.domain.models import (
+    KNOWN_FLAVORS,
     MAX_DESCRIPTION_LENGTH,
     Approval,
     ModelFile,
@@ -31,7 +32,7 @@ from cairn.domain.models import (
 )
 from cairn.domain.records import Run
 from cairn.domain.refs import RefKind, parse_ref
-from cairn.domain.semver import ModelTraits, next_semver
+from cairn.domain.semver import ModelTraits, next_semver, semver_key
 from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, is_project_name
 from cairn.services.blobs import BlobService
 from cairn.store.database import Database
@@ -41,7 +42,6 @@ from cairn.store.repositories.models import ModelRepository
 from cairn.store.repositories.projects import ProjectRepository
 from cairn.store.repositories.runs import RunRepository
 
-MAX_FLAVOR_LENGTH = 50
 MAX_TAGS = 100
 
 
@@ -135,10 +135,10 @@ class RegistryService:
         """A new version of ``name`` from files already in the blob store."""
         check_project_name(project)
         check_model_name(name)
-        flavor = check_optional_text(flavor, "flavor", MAX_FLAVOR_LENGTH) or ""
-        if not flavor:
+        if flavor not in KNOWN_FLAVORS:
             raise Invalid(
-                "flavor must name how the model is saved (sklearn, pytorch, …)", field="flavor"
+                f"flavor {flavor!r} is not one Cairn can load: use {', '.join(KNOWN_FLAVORS)}",
+                field="flavor",
             )
         algorithm = check_optional_text(algorithm, "algorithm", 250)
         description = check_optional_text(description, "description", MAX_DESCRIPTION_LENGTH)
@@ -159,7 +159,10 @@ class RegistryService:
             if latest is not None:
                 prior = repo.get_version(model_id, latest, project, name)
                 assert prior is not None
-                previous = (prior.semver, _traits(prior))
+                # The rule compares with the latest version but counts up from the highest
+                # semver, so an explicit semver earlier can never make it collide.
+                highest = max(repo.semvers(model_id), key=semver_key)
+                previous = (highest, _traits(prior))
             traits = ModelTraits(flavor, algorithm, signature, tuple(training))
             chosen, reason = next_semver(previous, traits, bump=bump, semver=semver)
             if repo.version_by_semver(model_id, chosen) is not None:

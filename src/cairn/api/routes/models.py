@@ -33,6 +33,10 @@ router = APIRouter(tags=["models"])
 _BASE = "/projects/{project}/models/{name}"
 
 
+def _comment(body: DecisionIn | None) -> str | None:
+    return body.comment if body is not None else None
+
+
 def _ref(name: str, version: str) -> str:
     if version == "latest":
         return name
@@ -126,12 +130,12 @@ def approve(
     project: str,
     name: str,
     version: str,
-    body: DecisionIn,
     registry: RegistryDep,
     actor: ActorDep,
+    body: DecisionIn | None = None,
 ) -> ModelVersionOut:
     return ModelVersionOut.of(
-        registry.approve(_ref(name, version), body.comment, project=project, actor=actor)
+        registry.approve(_ref(name, version), _comment(body), project=project, actor=actor)
     )
 
 
@@ -140,12 +144,12 @@ def reject(
     project: str,
     name: str,
     version: str,
-    body: DecisionIn,
     registry: RegistryDep,
     actor: ActorDep,
+    body: DecisionIn | None = None,
 ) -> ModelVersionOut:
     return ModelVersionOut.of(
-        registry.reject(_ref(name, version), body.comment, project=project, actor=actor)
+        registry.reject(_ref(name, version), _comment(body), project=project, actor=actor)
     )
 
 
@@ -201,10 +205,16 @@ def alias_history(
 
 @router.post(_BASE + "/aliases/{alias}/rollback", response_model=ModelVersionOut)
 def rollback(
-    project: str, name: str, alias: str, body: ReasonIn, aliases: AliasesDep, actor: ActorDep
+    project: str,
+    name: str,
+    alias: str,
+    aliases: AliasesDep,
+    actor: ActorDep,
+    body: ReasonIn | None = None,
 ) -> ModelVersionOut:
     """Move the alias back to its previous target (recorded like any move)."""
-    moved = aliases.rollback(name, alias, project=project, reason=body.reason, actor=actor)
+    reason = body.reason if body is not None else None
+    moved = aliases.rollback(name, alias, project=project, reason=reason, actor=actor)
     return ModelVersionOut.of(moved)
 
 

@@ -109,6 +109,11 @@ class ModelRepository:
         stmt = select(func.max(_V.c.version)).where(_V.c.model_id == model_id)
         return cast(int | None, self.conn.execute(stmt).scalar())
 
+    def semvers(self, model_id: int) -> list[str]:
+        return list(
+            self.conn.execute(select(_V.c.semver).where(_V.c.model_id == model_id)).scalars()
+        )
+
     def version_by_semver(self, model_id: int, semver: str) -> int | None:
         stmt = select(_V.c.version).where(_V.c.model_id == model_id, _V.c.semver == semver)
         return cast(int | None, self.conn.execute(stmt).scalar())
