@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from cairn._version import __version__
-from cairn.api.errors import install_error_handlers
+from cairn.api.errors import install_error_handlers, status_for
 from cairn.api.limits import BodySizeLimit
 from cairn.api.openapi import ERROR_RESPONSES, install_openapi
 from cairn.api.routes import (
@@ -19,23 +19,33 @@ from cairn.api.routes import (
     batches,
     blobs,
     datasets,
+    events,
     health,
+    lineage,
     models,
+    production,
     projects,
     runs,
     uploads,
     webhooks,
 )
+from cairn.api.routes import monitoring as monitoring_routes
 from cairn.services.aliases import AliasService
 from cairn.services.artifacts import ArtifactService
+from cairn.services.audit import AuditService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
+from cairn.services.experiments import ExperimentService
+from cairn.services.lineage import LineageService
+from cairn.services.monitoring import MonitoringService, rollback_check_interval
+from cairn.services.production import EndpointService, PredictionService
 from cairn.services.registry import RegistryService
 from cairn.services.tracking import TrackingService
 from cairn.services.uploads import UploadService
 from cairn.services.webhooks import DeliveryPolicy, WebhookService
 from cairn.settings import Settings
 from cairn.store.database import Database
+from cairn.ui import install_ui
 
 log = logging.getLogger("cairn.api")
 
@@ -64,6 +74,17 @@ async def _deliver_forever(app: FastAPI, interval_s: float) -> None:
             await asyncio.sleep(interval_s)
 
 
+async def _watch_rollbacks_forever(app: FastAPI, interval_s: float) -> None:
+    """Apply endpoints' rollback rules (``settings["rollback"]``) to recent traffic. Every
+    worker runs one; a move already made is not made again."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_in_threadpool(app.state.monitoring.check_rollbacks)
+        except Exception:  # a busy or unreachable database: try again next period
+            log.warning("cairn: checking rollback rules failed", exc_info=True)
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the server. Refuses an old schema unless ``settings.auto_upgrade``."""
     settings = settings or Settings()
@@ -78,10 +99,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             reaper = asyncio.create_task(_reap_forever(app, settings.heartbeat_timeout_s))
         interval = app.state.webhooks.policy.interval_s
         sender = asyncio.create_task(_deliver_forever(app, interval)) if interval > 0 else None
+        check_s = rollback_check_interval()
+        watcher = None
+        if check_s > 0:
+            watcher = asyncio.create_task(_watch_rollbacks_forever(app, check_s))
         yield
-        for task in (reaper, sender):
-            if task is not None:
-                task.cancel()
+        tasks = [t for t in (reaper, sender, watcher) if t is not None]
+        for task in tasks:
+            task.cancel()
+        # A cancelled task waits for its worker thread to finish its database work, so
+        # no connection is still in use when the database closes.
+        await asyncio.gather(*tasks, return_exceptions=True)
         db.close()
 
     app = FastAPI(
@@ -103,11 +131,21 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.webhooks = WebhookService(db, DeliveryPolicy.from_env())
     app.state.registry = RegistryService(db, app.state.blobs, app.state.tracking.get_run)
     app.state.aliases = AliasService(db, app.state.registry)
+    app.state.lineage = LineageService(db, app.state.data, app.state.registry)
+    app.state.audit = AuditService(db)
+    app.state.endpoints = EndpointService(db, app.state.registry)
+    app.state.predictions = PredictionService(db, app.state.registry)
+    app.state.monitoring = MonitoringService(
+        db, app.state.registry, app.state.data, app.state.aliases
+    )
+    app.state.experiments = ExperimentService(db, app.state.registry, app.state.aliases)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     routers = (projects, runs, batches, artifacts, blobs, uploads, datasets, models, webhooks)
-    for module in routers:
+    for module in (*routers, lineage, events, production):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(monitoring_routes.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     install_openapi(app)
+    install_ui(app, status_for)  # the web UI at /, after the API so /api/v1 wins
     return app

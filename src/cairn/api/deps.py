@@ -8,8 +8,13 @@ from fastapi import Depends, Request
 
 from cairn.services.aliases import AliasService
 from cairn.services.artifacts import ArtifactService
+from cairn.services.audit import AuditService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
+from cairn.services.experiments import ExperimentService
+from cairn.services.lineage import LineageService
+from cairn.services.monitoring import MonitoringService
+from cairn.services.production import EndpointService, PredictionService
 from cairn.services.registry import RegistryService
 from cairn.services.tracking import TrackingService
 from cairn.services.uploads import UploadService
@@ -56,6 +61,36 @@ def get_webhooks(request: Request) -> WebhookService:
     return service
 
 
+def get_lineage(request: Request) -> LineageService:
+    service: LineageService = request.app.state.lineage
+    return service
+
+
+def get_audit(request: Request) -> AuditService:
+    service: AuditService = request.app.state.audit
+    return service
+
+
+def get_endpoints(request: Request) -> EndpointService:
+    service: EndpointService = request.app.state.endpoints
+    return service
+
+
+def get_predictions(request: Request) -> PredictionService:
+    service: PredictionService = request.app.state.predictions
+    return service
+
+
+def get_monitoring(request: Request) -> MonitoringService:
+    service: MonitoringService = request.app.state.monitoring
+    return service
+
+
+def get_experiments(request: Request) -> ExperimentService:
+    service: ExperimentService = request.app.state.experiments
+    return service
+
+
 def get_actor(request: Request) -> str | None:
     """Who is calling. Until accounts exist, the client's word (``X-Cairn-Actor``)."""
     actor = request.headers.get("x-cairn-actor")
@@ -71,3 +106,9 @@ UploadsDep = Annotated[UploadService, Depends(get_uploads)]
 RegistryDep = Annotated[RegistryService, Depends(get_registry)]
 AliasesDep = Annotated[AliasService, Depends(get_aliases)]
 WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
+LineageDep = Annotated[LineageService, Depends(get_lineage)]
+AuditDep = Annotated[AuditService, Depends(get_audit)]
+EndpointsDep = Annotated[EndpointService, Depends(get_endpoints)]
+PredictionsDep = Annotated[PredictionService, Depends(get_predictions)]
+MonitoringDep = Annotated[MonitoringService, Depends(get_monitoring)]
+ExperimentsDep = Annotated[ExperimentService, Depends(get_experiments)]

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
 from cairn.client.transfer import LocalFile, Progress
+from cairn.domain.audit import EventPage
 from cairn.domain.datasets import (
     Dataset,
     DatasetDiff,
@@ -20,7 +21,11 @@ from cairn.domain.datasets import (
     DatasetKind,
     DatasetVersion,
 )
+from cairn.domain.experiments import ABReport, Promotion
+from cairn.domain.lineage import Lineage
 from cairn.domain.models import AliasMove, ModelFile, ModelVersion, RegisteredModel
+from cairn.domain.monitoring import MonitoringReport
+from cairn.domain.production import Endpoint, NewPrediction, Prediction, Variant
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -111,7 +116,10 @@ class Backend(Protocol):
         batch: str | None,
         message: str | None,
         profile: dict[str, Any] | None,
-    ) -> tuple[DatasetVersion, bool]: ...
+        run_id: str | None = None,
+    ) -> tuple[DatasetVersion, bool]:
+        """``run_id``: the run that produced the data (kept only by a new version)."""
+        ...
 
     def get_dataset_version(self, ref: str, project: str) -> DatasetVersion: ...
 
@@ -181,6 +189,97 @@ class Backend(Protocol):
     def compare_models(self, a: str, b: str, project: str) -> dict[str, Any]: ...
 
     def use_model(self, run_id: str, ref: str, role: str) -> ModelVersion: ...
+
+    # -- lineage and audit -----------------------------------------------------------------
+
+    def lineage(self, ref: str, direction: str, depth: int | None, project: str) -> Lineage: ...
+
+    def events(
+        self,
+        *,
+        entity_type: str | None,
+        entity_id: str | None,
+        action: str | None,
+        project: str | None,
+        since: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> EventPage:
+        """One page of the audit log (``GET /events``), oldest first."""
+        ...
+
+    # -- production: endpoints, predictions, feedback ---------------------------------------
+
+    def create_endpoint(
+        self,
+        project: str,
+        name: str,
+        variants: list[Variant],
+        description: str,
+        settings: dict[str, Any],
+    ) -> Endpoint: ...
+
+    def set_endpoint_variants(
+        self, project: str, name: str, variants: list[Variant]
+    ) -> Endpoint: ...
+
+    def update_endpoint_settings(
+        self, project: str, name: str, settings: dict[str, Any]
+    ) -> Endpoint: ...
+
+    def get_endpoint(self, name: str, project: str) -> Endpoint: ...
+
+    def list_endpoints(self, project: str) -> list[Endpoint]: ...
+
+    def log_predictions(
+        self, project: str, model_ref: str, records: list[NewPrediction], endpoint: str | None
+    ) -> int:
+        """Store one model version's predictions; returns how many were new."""
+        ...
+
+    def log_feedback(self, project: str, actuals: dict[str, Any]) -> int: ...
+
+    def list_predictions(
+        self,
+        project: str,
+        *,
+        model: str | None,
+        endpoint: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[Prediction]: ...
+
+    # -- monitoring and A/B analysis ---------------------------------------------------------
+
+    def monitoring_report(
+        self,
+        project: str,
+        since: str | None,
+        until: str | None,
+        window: str,
+        *,
+        endpoint: str | None,
+        model: str | None,
+    ) -> MonitoringReport:
+        """``since``/``until``: ISO 8601 or a duration back from now (``24h``)."""
+        ...
+
+    def ab_report(
+        self,
+        project: str,
+        endpoint: str,
+        *,
+        metric: str,
+        since: str | None,
+        until: str | None,
+        baseline: str | None,
+        mde: float | None,
+    ) -> ABReport: ...
+
+    def promote(
+        self, project: str, endpoint: str, variant: str, *, reason: str | None, metric: str
+    ) -> Promotion: ...
 
     def close(self) -> None: ...
 

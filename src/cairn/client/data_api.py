@@ -95,12 +95,17 @@ class DataApi:
         message: str | None = None,
         project: str | None = None,
         progress: Progress | None = None,
+        run_id: str | None = None,
     ) -> DatasetVersion:
         """Version ``source`` (file, folder, DataFrame, numpy array, or a URI kept by
         reference) as dataset ``name``. Unchanged content returns its existing version.
+        ``run_id`` records the run that produced the data (a new version only: an
+        existing one keeps its first producer).
 
         Example: ``cairn.log_dataset("wine", df, batch="2026-11").version``.
         """
+        if run_id is not None:
+            self.flush(READ_WAIT_S)  # the producing run must be stored first
         with prepared(source, progress) as found:
             if found.kind is DatasetKind.FILES:
                 self.backend.upload_blobs(found.files)
@@ -113,6 +118,7 @@ class DataApi:
                 batch=batch,
                 message=message,
                 profile=found.profile,
+                run_id=run_id,
             )
         return version
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import getpass
 import shutil
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from cairn.client.transfer import LocalFile, Progress, counting_reader
+from cairn.domain.audit import EventPage
 from cairn.domain.datasets import (
     Dataset,
     DatasetDiff,
@@ -18,7 +19,11 @@ from cairn.domain.datasets import (
     DatasetVersion,
 )
 from cairn.domain.errors import NotFound
+from cairn.domain.experiments import ABReport, Promotion
+from cairn.domain.lineage import Lineage
 from cairn.domain.models import AliasMove, ModelFile, ModelVersion, RegisteredModel
+from cairn.domain.monitoring import MonitoringReport, parse_since
+from cairn.domain.production import Endpoint, NewPrediction, Prediction, Variant
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -31,8 +36,13 @@ from cairn.domain.records import (
 )
 from cairn.services.aliases import AliasService
 from cairn.services.artifacts import ArtifactService
+from cairn.services.audit import AuditService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
+from cairn.services.experiments import ExperimentService
+from cairn.services.lineage import LineageService
+from cairn.services.monitoring import MonitoringService
+from cairn.services.production import EndpointService, PredictionService
 from cairn.services.registry import RegistryService
 from cairn.services.tracking import TrackingService
 from cairn.store.database import Database
@@ -58,6 +68,12 @@ class EmbeddedBackend:
         self.data = DataService(self.db, self.blobs)
         self.registry = RegistryService(self.db, self.blobs, self.tracking.get_run)
         self.aliases = AliasService(self.db, self.registry)
+        self.lineage_service = LineageService(self.db, self.data, self.registry)
+        self.audit_service = AuditService(self.db)
+        self.endpoints = EndpointService(self.db, self.registry)
+        self.predictions = PredictionService(self.db, self.registry)
+        self.monitoring = MonitoringService(self.db, self.registry, self.data, self.aliases)
+        self.experiments = ExperimentService(self.db, self.registry, self.aliases)
         self.actor = _actor()
 
     def log_batch(self, batch: Batch) -> BatchResult:
@@ -158,6 +174,7 @@ class EmbeddedBackend:
         batch: str | None,
         message: str | None,
         profile: dict[str, Any] | None,
+        run_id: str | None = None,
     ) -> tuple[DatasetVersion, bool]:
         return self.data.log_version(
             project,
@@ -169,6 +186,7 @@ class EmbeddedBackend:
             message=message,
             profile=profile,
             actor=self.actor,
+            run_id=run_id,
         )
 
     def get_dataset_version(self, ref: str, project: str) -> DatasetVersion:
@@ -268,6 +286,134 @@ class EmbeddedBackend:
 
     def use_model(self, run_id: str, ref: str, role: str) -> ModelVersion:
         return self.registry.use_model(run_id, ref, role, actor=self.actor)
+
+    # -- lineage and audit -----------------------------------------------------------------
+
+    def lineage(self, ref: str, direction: str, depth: int | None, project: str) -> Lineage:
+        return self.lineage_service.lineage(ref, direction, depth, project)
+
+    def events(
+        self,
+        *,
+        entity_type: str | None,
+        entity_id: str | None,
+        action: str | None,
+        project: str | None,
+        since: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> EventPage:
+        return self.audit_service.events(
+            entity_type=entity_type,
+            entity_id=entity_id,
+            action=action,
+            project=project,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    # -- production: endpoints, predictions, feedback ---------------------------------------
+
+    def create_endpoint(
+        self,
+        project: str,
+        name: str,
+        variants: list[Variant],
+        description: str,
+        settings: dict[str, Any],
+    ) -> Endpoint:
+        return self.endpoints.create(
+            project, name, variants, description=description, settings=settings, actor=self.actor
+        )
+
+    def set_endpoint_variants(self, project: str, name: str, variants: list[Variant]) -> Endpoint:
+        return self.endpoints.set_variants(project, name, variants, actor=self.actor)
+
+    def update_endpoint_settings(
+        self, project: str, name: str, settings: dict[str, Any]
+    ) -> Endpoint:
+        return self.endpoints.update_settings(project, name, settings, actor=self.actor)
+
+    def get_endpoint(self, name: str, project: str) -> Endpoint:
+        return self.endpoints.get(name, project)
+
+    def list_endpoints(self, project: str) -> list[Endpoint]:
+        return self.endpoints.list(project)
+
+    def log_predictions(
+        self, project: str, model_ref: str, records: list[NewPrediction], endpoint: str | None
+    ) -> int:
+        return self.predictions.log_predictions(project, model_ref, records, endpoint=endpoint)
+
+    def log_feedback(self, project: str, actuals: dict[str, Any]) -> int:
+        return self.predictions.log_feedback(project, actuals)
+
+    def list_predictions(
+        self,
+        project: str,
+        *,
+        model: str | None,
+        endpoint: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[Prediction]:
+        return self.predictions.predictions(
+            project, model=model, endpoint=endpoint, since=since, until=until, limit=limit
+        )
+
+    # -- monitoring and A/B analysis ---------------------------------------------------------
+
+    def monitoring_report(
+        self,
+        project: str,
+        since: str | None,
+        until: str | None,
+        window: str,
+        *,
+        endpoint: str | None,
+        model: str | None,
+    ) -> MonitoringReport:
+        now = datetime.now(UTC)
+        return self.monitoring.report(
+            project,
+            endpoint=endpoint,
+            model=model,
+            since=parse_since(since, now, "since"),
+            until=parse_since(until, now, "until"),
+            window=window,
+            actor=self.actor,
+        )
+
+    def ab_report(
+        self,
+        project: str,
+        endpoint: str,
+        *,
+        metric: str,
+        since: str | None,
+        until: str | None,
+        baseline: str | None,
+        mde: float | None,
+    ) -> ABReport:
+        now = datetime.now(UTC)
+        return self.experiments.ab_report(
+            project,
+            endpoint,
+            metric=metric,
+            since=parse_since(since, now, "since"),
+            until=parse_since(until, now, "until"),
+            baseline=baseline,
+            mde=mde,
+        )
+
+    def promote(
+        self, project: str, endpoint: str, variant: str, *, reason: str | None, metric: str
+    ) -> Promotion:
+        return self.experiments.promote(
+            project, endpoint, variant, reason=reason, metric=metric, actor=self.actor
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -18,7 +18,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -27,14 +27,21 @@ from cairn.client.backend import Backend, default_uri, open_backend
 from cairn.client.batcher import PARAMS, START, TAGS, Batcher
 from cairn.client.capture import capture_run_context
 from cairn.client.data_api import DataApi
+from cairn.client.lineage_api import EventList, LineageApi
 from cairn.client.models_api import ModelsApi
+from cairn.client.monitoring_api import MonitoringApi, When
+from cairn.client.production_api import ProductionApi, VariantLike
 from cairn.client.run import ActiveRun, clean_tags
 from cairn.client.transfer import Progress
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.datasets import Dataset, DatasetDiff, DatasetVersion
 from cairn.domain.errors import Invalid, NotFound
+from cairn.domain.experiments import ABReport, Promotion
 from cairn.domain.ids import new_ulid
+from cairn.domain.lineage import Direction, Lineage
 from cairn.domain.models import AliasMove, ModelVersion, RegisteredModel
+from cairn.domain.monitoring import MonitoringReport
+from cairn.domain.production import Endpoint, Prediction
 from cairn.domain.records import (
     ArtifactEntry,
     MetricHistory,
@@ -100,7 +107,7 @@ def _capture_flags(capture: bool | Iterable[str]) -> dict[str, bool]:
     return {part: part in parts for part in _CAPTURE_PARTS}
 
 
-class Client(DataApi, ModelsApi):
+class Client(DataApi, ModelsApi, LineageApi, ProductionApi, MonitoringApi):
     """A connection to one store or server, with its own background sender.
 
     >>> client = cairn.Client("./.cairn")            # doctest: +SKIP
@@ -447,9 +454,11 @@ def log_dataset(
     batch: str | None = None,
     message: str | None = None,
     project: str | None = None,
+    run_id: str | None = None,
 ) -> DatasetVersion:
-    """Version data: ``cairn.log_dataset("wine", df, batch="2026-11")``; see ``Client``."""
-    return client().log_dataset(name, source, batch, message, project)
+    """Version data: ``cairn.log_dataset("wine", df, batch="2026-11")``; see ``Client``.
+    ``run_id`` records the run that produced it."""
+    return client().log_dataset(name, source, batch, message, project, run_id=run_id)
 
 
 def get_dataset(ref: str, dest: str | os.PathLike[str], project: str | None = None) -> Path:
@@ -544,3 +553,103 @@ def model_card(ref: str, project: str | None = None) -> dict[str, Any]:
 
 def compare_models(a: str, b: str, project: str | None = None) -> dict[str, Any]:
     return client().compare_models(a, b, project)
+
+
+def lineage(
+    ref: str,
+    direction: Direction | str = Direction.UP,
+    depth: int | None = None,
+    project: str | None = None,
+) -> Lineage:
+    """Which data and runs made a model version, or what a dataset version fed:
+    ``cairn.lineage("iris@production").datasets()``; see ``Client.lineage``."""
+    return client().lineage(ref, direction, depth, project)
+
+
+def audit(
+    entity: str | None = None,
+    since: str | datetime | timedelta | None = None,
+    action: str | None = None,
+    project: str | None = None,
+    limit: int = 1000,
+) -> EventList:
+    """Who changed what, when: ``cairn.audit("models/iris", since="7d")``; see
+    ``Client.audit``."""
+    return client().audit(entity, since, action, project, limit)
+
+
+# -- production: predictions served elsewhere, feedback, endpoints --------------------------
+
+
+def log_predictions(
+    model_ref: str,
+    inputs: Any,
+    outputs: Any,
+    request_ids: Sequence[str] | None = None,
+    unit_ids: Sequence[str | None] | None = None,
+    latencies_ms: Sequence[float | None] | float | None = None,
+    **kwargs: Any,
+) -> list[str]:
+    """Record served predictions, one per row; returns their request ids:
+    ``ids = cairn.log_predictions("iris:3", df, clf.predict(df))``."""
+    return client().log_predictions(
+        model_ref, inputs, outputs, request_ids, unit_ids, latencies_ms, **kwargs
+    )
+
+
+def log_feedback(request_ids: Sequence[str] | str, actuals: Any, project: str | None = None) -> int:
+    """Ground truth by request id, arriving later: ``cairn.log_feedback(ids, y_true)``."""
+    return client().log_feedback(request_ids, actuals, project)
+
+
+def create_endpoint(name: str, variants: Sequence[VariantLike], **kwargs: Any) -> Endpoint:
+    """Weighted variants (A/B, canary, shadow): ``cairn.create_endpoint("churn",
+    ["champion=iris@production:90", "challenger=iris@staging:10"])``."""
+    return client().create_endpoint(name, variants, **kwargs)
+
+
+def get_endpoint(name: str, project: str | None = None) -> Endpoint:
+    """An endpoint and its variants: ``cairn.get_endpoint("churn").variants``."""
+    return client().get_endpoint(name, project)
+
+
+def list_predictions(model: str | None = None, **kwargs: Any) -> list[Prediction]:
+    """Predictions stamped with their versions: ``cairn.list_predictions("iris")``."""
+    return client().list_predictions(model, **kwargs)
+
+
+# -- monitoring and A/B analysis ------------------------------------------------------------
+
+
+def monitoring_report(
+    endpoint_or_model: str,
+    *,
+    since: When = "24h",
+    until: When = None,
+    window: timedelta | str | float = "1h",
+    project: str | None = None,
+) -> MonitoringReport:
+    """Volume, errors, latency, quality and drift per window and version:
+    ``cairn.monitoring_report("churn", since="24h", window="1h")``."""
+    return client().monitoring_report(
+        endpoint_or_model, since=since, until=until, window=window, project=project
+    )
+
+
+def ab_report(endpoint: str, *, metric: str = "accuracy", **kwargs: Any) -> ABReport:
+    """Variants compared with confidence intervals and p-values:
+    ``cairn.ab_report("churn", metric="accuracy", since="7d").winner``."""
+    return client().ab_report(endpoint, metric=metric, **kwargs)
+
+
+def promote(
+    endpoint: str,
+    variant: str,
+    *,
+    reason: str | None = None,
+    metric: str = "accuracy",
+    project: str | None = None,
+) -> Promotion:
+    """Move the champion's alias to a variant's version (audited, with the A/B result):
+    ``cairn.promote("churn", "challenger")``."""
+    return client().promote(endpoint, variant, reason=reason, metric=metric, project=project)

@@ -8,6 +8,7 @@ turned back into ``NotFound``, ``Invalid`` …); an unreachable server or a 5xx 
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import httpx
 from cairn._version import __version__
 from cairn.client.transfer import LocalFile, Progress, counting_reader
 from cairn.domain.artifact_paths import normalize_artifact_path
+from cairn.domain.audit import EventPage
 from cairn.domain.datasets import (
     Dataset,
     DatasetDiff,
@@ -39,7 +41,11 @@ from cairn.domain.errors import (
     Unavailable,
     error_from_dict,
 )
+from cairn.domain.experiments import ABReport, Promotion
+from cairn.domain.lineage import Lineage
 from cairn.domain.models import AliasMove, ModelFile, ModelVersion, RegisteredModel
+from cairn.domain.monitoring import MonitoringReport
+from cairn.domain.production import Endpoint, NewPrediction, Prediction, Variant
 from cairn.domain.records import (
     ArtifactEntry,
     Batch,
@@ -52,6 +58,7 @@ from cairn.domain.records import (
 )
 from cairn.domain.refs import RefKind, parse_ref
 from cairn.schemas.artifacts import ArtifactOut
+from cairn.schemas.audit import EventPageOut
 from cairn.schemas.datasets import (
     DatasetDiffOut,
     DatasetFilesOut,
@@ -62,7 +69,10 @@ from cairn.schemas.datasets import (
     PresignOut,
     UploadOut,
 )
+from cairn.schemas.lineage import LineageOut
 from cairn.schemas.models import AliasMoveOut, ModelFilesOut, ModelVersionOut, RegisteredModelOut
+from cairn.schemas.monitoring import ABReportOut, MonitoringReportOut, PromotionOut
+from cairn.schemas.production import EndpointOut, PredictionOut, StoredOut
 from cairn.schemas.runs import (
     BatchOut,
     MetricHistoryOut,
@@ -133,6 +143,13 @@ def _dataset_ref(ref: str, project: str) -> tuple[str, str, str]:
     return parsed.project or project, parsed.name, segment
 
 
+def _login_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers): the audit log says "None"
+        return None
+
+
 def _model_url(project: str, name: str) -> str:
     return f"/projects/{quote(project, safe='')}/models/{quote(name, safe='')}"
 
@@ -195,6 +212,9 @@ class HttpBackend:
     def __init__(self, uri: str, *, token: str | None = None) -> None:
         self.uri = uri.rstrip("/")
         headers = {"User-Agent": f"cairn-python/{__version__}"}
+        actor = _login_name()
+        if actor:
+            headers["X-Cairn-Actor"] = actor  # who did it, for the audit log (tokens: later)
         token = token or os.environ.get("CAIRN_TOKEN")
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -465,6 +485,7 @@ class HttpBackend:
         batch: str | None,
         message: str | None,
         profile: dict[str, Any] | None,
+        run_id: str | None = None,
     ) -> tuple[DatasetVersion, bool]:
         body = {
             "files": [
@@ -476,6 +497,8 @@ class HttpBackend:
             "message": message,
             "profile": profile,
         }
+        if run_id is not None:
+            body["run_id"] = run_id
         response = self._request(
             "POST",
             f"{_dataset_url(project, name)}/versions",
@@ -670,5 +693,222 @@ class HttpBackend:
         )
         return ModelVersionOut.model_validate_json(response.content).to_domain()
 
+    # -- lineage and audit -----------------------------------------------------------------
+
+    def lineage(self, ref: str, direction: str, depth: int | None, project: str) -> Lineage:
+        params: dict[str, Any] = {"ref": ref, "direction": direction, "project": project}
+        if depth is not None:
+            params["depth"] = depth
+        response = self._request("GET", "/lineage", params=params)
+        return LineageOut.model_validate_json(response.content).to_domain()
+
+    def events(
+        self,
+        *,
+        entity_type: str | None,
+        entity_id: str | None,
+        action: str | None,
+        project: str | None,
+        since: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> EventPage:
+        given = {
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "action": action,
+            "project": project,
+            "since": since,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        params = {k: v for k, v in given.items() if v is not None}
+        response = self._request("GET", "/events", params=params)
+        return EventPageOut.model_validate_json(response.content).to_domain()
+
+    # -- production: endpoints, predictions, feedback ---------------------------------------
+
+    def _send_json(self, method: str, path: str, body: Any, field: str) -> httpx.Response:
+        try:
+            content = json.dumps(body, allow_nan=False, default=_plain_json).encode()
+        except (TypeError, ValueError) as exc:
+            raise Invalid(f"{field} cannot be sent as JSON: {exc}", field=field) from None
+        return self._request(
+            method, path, content=content, headers={"Content-Type": "application/json"}
+        )
+
+    def create_endpoint(
+        self,
+        project: str,
+        name: str,
+        variants: list[Variant],
+        description: str,
+        settings: dict[str, Any],
+    ) -> Endpoint:
+        body = {
+            "name": name,
+            "variants": [_variant_json(v) for v in variants],
+            "description": description,
+            "settings": settings,
+        }
+        response = self._send_json("POST", _endpoints_url(project), body, "settings")
+        return EndpointOut.model_validate_json(response.content).to_domain()
+
+    def set_endpoint_variants(self, project: str, name: str, variants: list[Variant]) -> Endpoint:
+        body = {"variants": [_variant_json(v) for v in variants]}
+        response = self._request("PUT", _endpoints_url(project, name), json=body)
+        return EndpointOut.model_validate_json(response.content).to_domain()
+
+    def update_endpoint_settings(
+        self, project: str, name: str, settings: dict[str, Any]
+    ) -> Endpoint:
+        url = _endpoints_url(project, name) + "/settings"
+        response = self._send_json("PATCH", url, {"settings": settings}, "settings")
+        return EndpointOut.model_validate_json(response.content).to_domain()
+
+    def get_endpoint(self, name: str, project: str) -> Endpoint:
+        response = self._request("GET", _endpoints_url(project, name))
+        return EndpointOut.model_validate_json(response.content).to_domain()
+
+    def list_endpoints(self, project: str) -> list[Endpoint]:
+        response = self._request("GET", _endpoints_url(project))
+        return [EndpointOut.model_validate(e).to_domain() for e in response.json()]
+
+    def log_predictions(
+        self, project: str, model_ref: str, records: list[NewPrediction], endpoint: str | None
+    ) -> int:
+        body = {
+            "model": model_ref,
+            "endpoint": endpoint,
+            "records": [_prediction_json(r) for r in records],
+        }
+        url = f"/projects/{quote(project, safe='')}/predictions"
+        response = self._send_json("POST", url, body, "records")
+        return StoredOut.model_validate_json(response.content).stored
+
+    def log_feedback(self, project: str, actuals: dict[str, Any]) -> int:
+        url = f"/projects/{quote(project, safe='')}/feedback"
+        response = self._send_json("POST", url, {"actuals": actuals}, "actuals")
+        return StoredOut.model_validate_json(response.content).stored
+
+    def list_predictions(
+        self,
+        project: str,
+        *,
+        model: str | None,
+        endpoint: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[Prediction]:
+        given = {
+            "model": model,
+            "endpoint": endpoint,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "limit": limit,
+        }
+        params = {k: v for k, v in given.items() if v is not None}
+        url = f"/projects/{quote(project, safe='')}/predictions"
+        response = self._request("GET", url, params=params)
+        return [PredictionOut.model_validate(p).to_domain() for p in response.json()]
+
+    # -- monitoring and A/B analysis ---------------------------------------------------------
+
+    def monitoring_report(
+        self,
+        project: str,
+        since: str | None,
+        until: str | None,
+        window: str,
+        *,
+        endpoint: str | None,
+        model: str | None,
+    ) -> MonitoringReport:
+        given = {
+            "endpoint": endpoint,
+            "model": model,
+            "since": since,
+            "until": until,
+            "window": window,
+        }
+        response = self._request(
+            "GET",
+            f"/projects/{quote(project, safe='')}/monitoring",
+            params={k: v for k, v in given.items() if v is not None},
+        )
+        return MonitoringReportOut.model_validate_json(response.content).to_domain()
+
+    def ab_report(
+        self,
+        project: str,
+        endpoint: str,
+        *,
+        metric: str,
+        since: str | None,
+        until: str | None,
+        baseline: str | None,
+        mde: float | None,
+    ) -> ABReport:
+        given = {"metric": metric, "since": since, "until": until, "baseline": baseline, "mde": mde}
+        response = self._request(
+            "GET",
+            f"{_ab_url(project, endpoint)}/ab",
+            params={k: v for k, v in given.items() if v is not None},
+        )
+        return ABReportOut.model_validate_json(response.content).to_domain()
+
+    def promote(
+        self, project: str, endpoint: str, variant: str, *, reason: str | None, metric: str
+    ) -> Promotion:
+        response = self._request(
+            "POST",
+            f"{_ab_url(project, endpoint)}/promote",
+            json={"variant": variant, "reason": reason, "metric": metric},
+        )
+        return PromotionOut.model_validate_json(response.content).to_domain()
+
     def close(self) -> None:
         self.http.close()
+
+
+# -- production helpers ---------------------------------------------------------------------
+
+
+def _endpoints_url(project: str, name: str | None = None) -> str:
+    base = f"/projects/{quote(project, safe='')}/endpoints"
+    return base if name is None else f"{base}/{quote(name, safe='')}"
+
+
+def _variant_json(v: Variant) -> dict[str, Any]:
+    return {"name": v.name, "target": v.target, "weight": v.weight, "shadow": v.shadow}
+
+
+def _prediction_json(r: NewPrediction) -> dict[str, Any]:
+    body: dict[str, Any] = {"inputs": r.inputs, "outputs": r.outputs}
+    if r.request_id:
+        body["request_id"] = r.request_id
+    for name in ("unit_id", "latency_ms", "error"):
+        value = getattr(r, name)
+        if value is not None:
+            body[name] = value
+    if r.at is not None:
+        body["at"] = r.at.isoformat()
+    if r.variant:
+        body["variant"] = r.variant
+    if r.shadow:
+        body["shadow"] = True
+    return body
+
+
+def _plain_json(value: Any) -> Any:
+    """numpy scalars and arrays (and anything else with ``tolist``) as plain JSON."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _ab_url(project: str, endpoint: str) -> str:
+    """Where an endpoint's A/B report and promotion live (``api/routes/monitoring.py``)."""
+    return f"/projects/{quote(project, safe='')}/endpoints/{quote(endpoint, safe='')}"

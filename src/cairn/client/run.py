@@ -165,11 +165,18 @@ class ActiveRun:
         role: str = "train",
         batch: str | None = None,
         message: str | None = None,
+        output: bool = False,
     ) -> DatasetVersion:
-        """Version ``source`` in this run's project and record it as this run's input.
+        """Version ``source`` in this run's project and record it as this run's input,
+        or with ``output=True`` as what this run produced (``role`` is then unused).
 
-        Example: ``run.log_dataset("wine", df, role="train", batch="2026-11")``.
+        Example: ``run.log_dataset("wine", df, role="train", batch="2026-11")``;
+        ``run.log_dataset("clean", cleaned, output=True)`` in a preprocessing step.
         """
+        if output:
+            return self.client.log_dataset(
+                name, source, batch, message, self.project, run_id=self.id
+            )
         version = self.client.log_dataset(name, source, batch, message, self.project)
         self.use_dataset(version, role)
         return version

@@ -43,6 +43,10 @@ class DatasetVersionIn(Wire):
     batch: str | None = None
     message: str | None = None
     profile: dict[str, Any] | None = None
+    run_id: str | None = Field(
+        default=None,
+        description="The run that produced this data; an existing version keeps its producer.",
+    )
 
 
 class DatasetVersionOut(Wire):

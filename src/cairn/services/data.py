@@ -63,6 +63,16 @@ def _not_found(project: str, name: str, version: int | None = None) -> NotFound:
     )
 
 
+def _producer_pk(conn: Any, run_id: str | None) -> int | None:
+    """The pk of the run that produced a version; ``NotFound`` when it does not exist."""
+    if run_id is None:
+        return None
+    key = RunRepository(conn).keys([run_id]).get(run_id)
+    if key is None:
+        raise NotFound(f"run {run_id} does not exist", details={"run_id": run_id})
+    return key.pk
+
+
 class DataService:
     def __init__(self, db: Database, blobs: BlobService) -> None:
         self.db = db
@@ -82,8 +92,13 @@ class DataService:
         message: str | None = None,
         profile: Any = None,
         actor: str | None = None,
+        run_id: str | None = None,
     ) -> tuple[DatasetVersion, bool]:
-        """The version holding exactly ``files``; True when this call made it."""
+        """The version holding exactly ``files``; True when this call made it.
+
+        ``run_id`` names the run that produced the data (a pipeline's preprocessing step).
+        Content that is already a version keeps the producer it has: the first wins.
+        """
         check_project_name(project)
         check_dataset_name(name)
         try:
@@ -103,6 +118,7 @@ class DataService:
             self._check_stored(files)
         digest = manifest_digest(files, kind, source)
         with self.db.write() as tx:
+            producer = _producer_pk(tx.conn, run_id)
             project_row, project_created = ProjectRepository(tx.conn).ensure(project)
             repo = DatasetRepository(tx.conn)
             dataset_id, dataset_created = repo.ensure(project_row.id, name)
@@ -126,6 +142,7 @@ class DataService:
                 parent_version=parent,
                 source=source,
                 profile=profile,
+                run_pk=producer,
             )
             events = []
             if project_created:
@@ -151,6 +168,8 @@ class DataService:
                 "batch": batch,
                 "parent_version": parent,
             }
+            if run_id is not None:
+                after["run_id"] = run_id
             events.append(
                 NewEvent(
                     "dataset.version_created",

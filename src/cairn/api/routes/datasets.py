@@ -63,6 +63,7 @@ def log_dataset_version(
         message=body.message,
         profile=body.profile,
         actor=actor,
+        run_id=body.run_id,
     )
     if not created:
         response.status_code = 200

@@ -161,7 +161,9 @@ class DatasetRepository:
         parent_version: int | None,
         source: str | None,
         profile: dict[str, Any] | None,
+        run_pk: int | None = None,
     ) -> int:
+        """Insert a version and its manifest; ``run_pk`` is the run that produced it."""
         values = {
             "dataset_id": dataset_id,
             "version": version,
@@ -175,6 +177,7 @@ class DatasetRepository:
             "parent_version": parent_version,
             "source": source,
             "profile": json.dumps(profile, allow_nan=False) if profile is not None else None,
+            "run_pk": run_pk,
             "created_at": now_ms(),
         }
         pk = int(self.conn.execute(_V.insert().values(**values).returning(_V.c.pk)).scalar_one())

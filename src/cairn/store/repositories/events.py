@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, and_, or_, select
 
+from cairn.domain.audit import AuditEvent
 from cairn.domain.records import ms_to_datetime, now_ms
 from cairn.store.bulk import executemany
 from cairn.store.repositories.webhooks import WebhookRepository
-from cairn.store.tables import EventRow
+from cairn.store.tables import EventRow, ProjectRow
 
 _E = cast(Table, EventRow.__table__)
+_P = cast(Table, ProjectRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,4 +102,60 @@ class EventRepository:
                 json.loads(row.after) if row.after else None,
             )
             for row in self.conn.execute(stmt)
+        ]
+
+    # -- the audit log, read: nothing here or anywhere updates or deletes an event -------
+
+    def search(
+        self,
+        *,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        version_type: str | None = None,
+        action: str | None = None,
+        project_id: int | None = None,
+        since_ms: int | None = None,
+        after_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEvent]:
+        """Events oldest first (by id, after ``after_id``). ``version_type`` adds the
+        events of the entity's versions (``model_version`` ``p/iris:N`` for model
+        ``p/iris``); ``*`` in ``action`` matches anything."""
+        stmt = select(_E, _P.c.name.label("project")).outerjoin(_P, _P.c.id == _E.c.project_id)
+        if entity_type is not None:
+            entity = _E.c.entity_type == entity_type
+            if entity_id is not None:
+                entity = and_(entity, _E.c.entity_id == entity_id)
+            if version_type is not None:
+                versions = _E.c.entity_type == version_type
+                if entity_id is not None:
+                    prefix = _E.c.entity_id.startswith(f"{entity_id}:", autoescape=True)
+                    versions = and_(versions, prefix)
+                entity = or_(entity, versions)
+            stmt = stmt.where(entity)
+        if action is not None and "*" in action:
+            escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(_E.c.action.like(escaped.replace("*", "%"), escape="\\"))
+        elif action is not None:
+            stmt = stmt.where(_E.c.action == action)
+        if project_id is not None:
+            stmt = stmt.where(_E.c.project_id == project_id)
+        if since_ms is not None:
+            stmt = stmt.where(_E.c.at >= since_ms)
+        if after_id is not None:
+            stmt = stmt.where(_E.c.id > after_id)
+        rows = self.conn.execute(stmt.order_by(_E.c.id).limit(limit))
+        return [
+            AuditEvent(
+                int(row.id),
+                ms_to_datetime(row.at),  # type: ignore[arg-type]
+                row.actor,
+                row.action,
+                row.entity_type,
+                row.entity_id,
+                row.project,
+                json.loads(row.before) if row.before else None,
+                json.loads(row.after) if row.after else None,
+            )
+            for row in rows
         ]

@@ -120,11 +120,16 @@ class ProductionRepository:
         """Insert; a row whose (project, request, variant) exists already is skipped."""
         if not rows:
             return 0
-        stmt = self._insert(_P).on_conflict_do_nothing(
-            index_elements=["project_id", "request_id", "variant"]
-        )
-        result = self.conn.execute(stmt, rows)
-        return max(int(result.rowcount or 0), 0)
+        stored = 0
+        for start in range(0, len(rows), 1000):
+            stmt = (
+                self._insert(_P)
+                .values(rows[start : start + 1000])
+                .on_conflict_do_nothing(index_elements=["project_id", "request_id", "variant"])
+                .returning(_P.c.id)
+            )
+            stored += len(self.conn.execute(stmt).all())  # rowcount is -1 on psycopg here
+        return stored
 
     def upsert_feedback(self, project_id: int, items: list[tuple[str, str]]) -> None:
         if not items:

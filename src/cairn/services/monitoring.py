@@ -1,0 +1,474 @@
+"""Monitoring: how each model version behaves on real traffic, window by window.
+
+monitoring = MonitoringService(db, registry, data, aliases)
+report = monitoring.report("default", endpoint="churn", since=now - timedelta(hours=24),
+                           window=timedelta(hours=1))
+report.windows[-1].groups[0].latency.p95, report.alerts
+monitoring.check_rollbacks()        # what the server runs every minute
+
+Per window (aligned to multiples of its length), and per model version (and variant, for
+an endpoint): volume, error rate, latency percentiles, the distribution of the outputs,
+quality once feedback has arrived, and the inputs' drift from the profile of the dataset
+version the model was trained on. The arithmetic is ``domain/prediction_stats.py``; the
+thresholds and settings are ``domain/monitoring.py``.
+
+A crossed threshold is an audit event ``monitoring.alert`` on the endpoint (or model),
+written once per window, metric and version however often reports are made; webhooks
+that want it are sent. An endpoint's rollback rule moves its alias back when the version
+it points to crosses the rule on the predictions made since the alias moved there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+from cairn.domain.errors import CairnError, Invalid, NotFound
+from cairn.domain.models import ModelVersion
+from cairn.domain.monitoring import (
+    Alert,
+    GroupStats,
+    MonitorConfig,
+    MonitoringReport,
+    Rollback,
+    RollbackRule,
+    Threshold,
+    Window,
+    as_utc,
+    crossings,
+    parse_duration,
+    window_bounds,
+)
+from cairn.domain.prediction_stats import Reference, summarize
+from cairn.domain.production import Endpoint, Prediction
+from cairn.domain.refs import RefKind, parse_ref
+from cairn.domain.validation import check_project_name
+from cairn.services.aliases import AliasService
+from cairn.services.data import DataService
+from cairn.services.production import EndpointService, PredictionService
+from cairn.services.registry import RegistryService, locate
+from cairn.store.database import Database
+from cairn.store.repositories.events import EventRepository, NewEvent
+from cairn.store.repositories.models import ModelRepository
+from cairn.store.repositories.projects import ProjectRepository
+
+log = logging.getLogger("cairn.monitoring")
+
+ALERT_ACTION = "monitoring.alert"
+MONITOR_ACTOR = "cairn-monitor"  # who the rollback rule acts as, in the audit log
+DEFAULT_SINCE = timedelta(hours=24)
+DEFAULT_WINDOW = timedelta(hours=1)
+WINDOW_LIMIT = 100_000  # predictions read per window; a window with more is marked truncated
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """What a report is about, and where its alerts are recorded."""
+
+    project: str
+    endpoint: Endpoint | None
+    model: str | None
+    version: int | None  # a model report restricted to one version
+    config: MonitorConfig
+
+    @property
+    def entity(self) -> tuple[str, str]:
+        if self.endpoint is not None:
+            return "endpoint", f"{self.project}/{self.endpoint.name}"
+        return "model", f"{self.project}/{self.model}"
+
+
+class MonitoringService:
+    def __init__(
+        self,
+        db: Database,
+        registry: RegistryService,
+        data: DataService,
+        aliases: AliasService,
+        *,
+        window_limit: int = WINDOW_LIMIT,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.data = data
+        self.aliases = aliases
+        self.predictions = PredictionService(db, registry)
+        self.endpoints = EndpointService(db, registry)
+        self.window_limit = window_limit
+
+    # -- the report -----------------------------------------------------------------------
+
+    def report(
+        self,
+        project: str,
+        *,
+        endpoint: str | None = None,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        window: timedelta | str = DEFAULT_WINDOW,
+        record: bool = True,
+        actor: str | None = None,
+    ) -> MonitoringReport:
+        """Statistics per window and version of an endpoint's or a model's predictions
+        (``model`` may name one version: ``iris:3``, ``iris@production``). With ``record``,
+        alerts are written (once each) and the endpoint's rollback rule is applied.
+
+        Example: ``monitoring.report("default", endpoint="churn", since=day_ago)``.
+        """
+        check_project_name(project)
+        if (endpoint is None) == (model is None):
+            raise Invalid("name an endpoint or a model (one of them)", field="endpoint")
+        size = parse_duration(window)
+        until = as_utc(until, "until") if until is not None else datetime.now(UTC)
+        since = as_utc(since) if since is not None else _earlier(until, DEFAULT_SINCE)
+        if since >= until:
+            raise Invalid("since must be earlier than until", field="since")
+        bounds = window_bounds(since, until, size)
+        subject = self._subject(project, endpoint, model)
+        references: dict[tuple[str, int], Reference] = {}
+        windows = []
+        for start, end in pairwise(bounds):
+            found = self._read(subject, start, min(end, until))
+            groups = [
+                self._summarize(subject, key, preds, references)
+                for key, preds in _grouped(found[: self.window_limit], subject).items()
+            ]
+            windows.append(Window(start, end, groups, len(found) > self.window_limit))
+        alerts = [a for w in windows for g in w.groups for a in crossings(g, subject.config, w)]
+        rollbacks: list[Rollback] = []
+        if record:
+            alerts = self._record(subject, alerts, actor)
+            rule = subject.config.rollback
+            if subject.endpoint is not None and rule is not None:
+                rollbacks = self._apply_rollback(subject, rule, since, until)
+        return MonitoringReport(
+            project=project,
+            endpoint=endpoint,
+            model=model,
+            since=since,
+            until=until,
+            window_s=size.total_seconds(),
+            windows=windows,
+            alerts=alerts,
+            rollbacks=rollbacks,
+        )
+
+    def _subject(self, project: str, endpoint: str | None, model: str | None) -> _Subject:
+        if endpoint is not None:
+            found = self.endpoints.get(endpoint, project)
+            return _Subject(project, found, None, None, _config(found.settings))
+        assert model is not None
+        ref = parse_ref(model)
+        if ref.kind is RefKind.RUN:
+            raise Invalid(f"{model!r} names a run, not a model", field="model")
+        if ref.project is not None and ref.project != project:
+            raise Invalid(
+                f"{model!r} is in project {ref.project!r}, not {project!r}", field="model"
+            )
+        version = None
+        if ref.kind is not RefKind.NAME:
+            version = self.registry.resolve(model, project).version
+        else:
+            self.registry.get_model(ref.name, project)  # NotFound names the model
+        return _Subject(project, None, ref.name, version, MonitorConfig())
+
+    def _read(self, subject: _Subject, start: datetime, end: datetime) -> list[Prediction]:
+        found = self.predictions.predictions(
+            subject.project,
+            model=subject.model,
+            endpoint=subject.endpoint.name if subject.endpoint else None,
+            since=start,
+            until=end,
+            limit=self.window_limit + 1,
+        )
+        if subject.version is not None:
+            found = [p for p in found if p.version == subject.version]
+        return found
+
+    def _summarize(
+        self,
+        subject: _Subject,
+        key: tuple[str, str, int],
+        preds: Sequence[Prediction],
+        references: dict[tuple[str, int], Reference],
+    ) -> GroupStats:
+        variant, model, version = key
+        config = subject.config
+        reference = None
+        if config.drift is not None:
+            if (model, version) not in references:
+                references[model, version] = self.reference(subject.project, model, version)
+            reference = references[model, version]
+        return summarize(
+            preds,
+            model=model,
+            version=version,
+            variant=variant,
+            task=config.task,
+            reference=reference,
+            drift=config.drift,
+        )
+
+    def reference(self, project: str, model: str, version: int) -> Reference:
+        """The profile a version's inputs are compared with: that of the first dataset
+        version its source run trained on (role ``train``) that has one."""
+        try:
+            found = self.registry.resolve(f"{model}:{version}", project)
+        except NotFound:
+            return Reference(None, None, note=f"{model}:{version} is not registered")
+        names = _input_names(found)
+        if not found.training_data:
+            note = f"{found} has no training dataset (its run used none with role 'train')"
+            return Reference(None, None, names, note)
+        for ref in found.training_data:
+            try:
+                dataset = self.data.resolve(ref, project)
+            except NotFound:
+                continue
+            if dataset.profile is not None:
+                return Reference(ref, dataset.profile, names)
+        refs = ", ".join(found.training_data)
+        return Reference(refs, None, names, f"no profile for the training data {refs}")
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    def _record(
+        self,
+        subject: _Subject,
+        alerts: Sequence[Alert],
+        actor: str | None,
+        extra: dict[str, Any] | None = None,
+    ) -> list[Alert]:
+        """Write the alerts no earlier report wrote; return them all, the new ones marked."""
+        if not alerts:
+            return []
+        entity_type, entity_id = subject.entity
+        with self.db.write() as tx:
+            project_row = ProjectRepository(tx.conn).get(subject.project)
+            models = ModelRepository(tx.conn)
+            for name in sorted({a.model for a in alerts}):  # one report at a time (PostgreSQL)
+                models.lock(locate(tx.conn, subject.project, name).model_id)
+            events = EventRepository(tx.conn)
+            seen = {
+                str((e.after or {}).get("key"))
+                for e in events.for_entity(entity_type, entity_id)
+                if e.action == ALERT_ACTION
+            }
+            out, fresh = [], []
+            for alert in alerts:
+                new = alert.key not in seen
+                seen.add(alert.key)
+                out.append(replace(alert, new=new))
+                if new:
+                    fresh.append(
+                        NewEvent(
+                            ALERT_ACTION,
+                            entity_type,
+                            entity_id,
+                            project_row.id,
+                            after={**alert_event(alert), **(extra or {})},
+                        )
+                    )
+            events.add_many(actor or MONITOR_ACTOR, fresh)
+        return out
+
+    # -- the rollback rule ------------------------------------------------------------------
+
+    def check_rollbacks(self, *, now: datetime | None = None) -> list[Rollback]:
+        """Apply every endpoint's rollback rule to its last ``lookback`` of traffic (the
+        server runs this periodically). A broken rule is logged and skipped."""
+        now = as_utc(now) if now is not None else datetime.now(UTC)
+        with self.db.read() as conn:
+            projects = [p.project.name for p in ProjectRepository(conn).list_summaries()]
+        done: list[Rollback] = []
+        for project in projects:
+            for endpoint in self.endpoints.list(project):
+                if not endpoint.settings.get("rollback"):
+                    continue
+                try:
+                    config = _config(endpoint.settings)
+                    assert config.rollback is not None
+                    subject = _Subject(project, endpoint, None, None, config)
+                    since = now - config.rollback.lookback
+                    done += self._apply_rollback(subject, config.rollback, since, now)
+                except CairnError as exc:
+                    log.warning(
+                        "cairn: rollback rule of %s/%s: %s", project, endpoint.name, exc.message
+                    )
+        return done
+
+    def _apply_rollback(
+        self, subject: _Subject, rule: RollbackRule, since: datetime, until: datetime
+    ) -> list[Rollback]:
+        endpoint = subject.endpoint
+        assert endpoint is not None
+        done = []
+        for model in _models_behind(endpoint, rule.alias, subject.project):
+            result = self._rollback_one(subject, rule, model, since, until)
+            if result is not None:
+                done.append(result)
+        return done
+
+    def _rollback_one(
+        self, subject: _Subject, rule: RollbackRule, model: str, since: datetime, until: datetime
+    ) -> Rollback | None:
+        project, endpoint = subject.project, subject.endpoint
+        assert endpoint is not None
+        moves = self.aliases.history(model, rule.alias, project=project)
+        if not moves or moves[-1].to_version is None:
+            return None
+        last = moves[-1]
+        current = last.to_version
+        assert current is not None
+        start = max(since, as_utc(last.at))
+        if start >= until:
+            return None
+        found = self.predictions.predictions(
+            project, endpoint=endpoint.name, since=start, until=until, limit=self.window_limit
+        )
+        mine = [p for p in found if p.model == model and p.version == current and not p.shadow]
+        stats = summarize(mine, model=model, version=current, task=subject.config.task)
+        crossed = _first_crossing(stats, rule)
+        if crossed is None:
+            return None
+        threshold, value, samples = crossed
+        word = "above" if threshold.bound == "max" else "below"
+        reason = (
+            f"rollback rule of endpoint {endpoint.name}: {threshold.metric} {value:.4g} is "
+            f"{word} {threshold.value:g} over {samples} predictions of {model}:{current} "
+            f"since {start.isoformat(timespec='seconds')}"
+        )
+        previous, moved = last.from_version, False
+        if previous is None:
+            reason += f"; alias {rule.alias!r} had no earlier version to go back to"
+        else:
+            try:
+                self.aliases.set_alias(
+                    model, rule.alias, previous, project=project, reason=reason, actor=MONITOR_ACTOR
+                )
+                moved = True
+            except CairnError as exc:  # a protected alias and an unapproved version, say
+                reason += f"; moving {model}@{rule.alias} back to {previous} failed: {exc.message}"
+        alert = Alert(
+            metric=f"rollback.{threshold.metric}",
+            value=value,
+            threshold=threshold.value,
+            bound=threshold.bound,
+            # One alert per move of the alias onto the version: its window is that move.
+            window_start=as_utc(last.at),
+            window_end=as_utc(last.at),
+            model=model,
+            version=current,
+        )
+        extra = {
+            "rollback": {
+                "alias": rule.alias,
+                "from_version": current,
+                "to_version": previous,
+                "moved": moved,
+            },
+            "evaluated": {"since": start.isoformat(), "until": until.isoformat()},
+            "reason": reason,
+        }
+        self._record(subject, [alert], MONITOR_ACTOR, extra)
+        return Rollback(
+            model=model,
+            alias=rule.alias,
+            from_version=current,
+            to_version=previous,
+            metric=threshold.metric,
+            value=value,
+            threshold=threshold.value,
+            samples=samples,
+            reason=reason,
+            moved=moved,
+        )
+
+
+def _first_crossing(stats: GroupStats, rule: RollbackRule) -> tuple[Threshold, float, int] | None:
+    for threshold in rule.thresholds:
+        value = stats.metric(threshold.metric)
+        samples = stats.samples(threshold.metric)
+        if value is not None and samples >= rule.min_samples and threshold.crossed(value):
+            return threshold, value, samples
+    return None
+
+
+def _earlier(moment: datetime, span: timedelta) -> datetime:
+    try:
+        return moment - span
+    except OverflowError:
+        raise Invalid(f"until {moment.isoformat()} is out of range", field="until") from None
+
+
+def _config(settings: dict[str, Any]) -> MonitorConfig:
+    return MonitorConfig.parse(settings)
+
+
+def _grouped(
+    predictions: Iterable[Prediction], subject: _Subject
+) -> dict[tuple[str, str, int], list[Prediction]]:
+    groups: dict[tuple[str, str, int], list[Prediction]] = {}
+    by_variant = subject.endpoint is not None
+    for p in predictions:
+        groups.setdefault((p.variant if by_variant else "", p.model, p.version), []).append(p)
+    return dict(sorted(groups.items()))
+
+
+def _input_names(version: ModelVersion) -> list[str]:
+    inputs = (version.signature or {}).get("inputs")
+    if isinstance(inputs, list):
+        return [str(c.get("name")) for c in inputs if isinstance(c, dict) and "name" in c]
+    return []
+
+
+def _models_behind(endpoint: Endpoint, alias: str, project: str) -> list[str]:
+    """The models whose ``alias`` an endpoint's serving variants point to."""
+    names = []
+    for variant in endpoint.serving():
+        try:
+            ref = parse_ref(variant.target)
+        except Invalid:
+            continue
+        ours = ref.kind is RefKind.ALIAS and ref.alias == alias and ref.project in (None, project)
+        if ours and ref.name not in names:
+            names.append(ref.name)
+    return names
+
+
+def alert_event(alert: Alert) -> dict[str, Any]:
+    """The ``after`` of a ``monitoring.alert`` event (what webhooks receive)."""
+    event: dict[str, Any] = {
+        "metric": alert.metric,
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "bound": alert.bound,
+        "window": {"start": alert.window_start.isoformat(), "end": alert.window_end.isoformat()},
+        "model": alert.model,
+        "version": alert.version,
+        "key": alert.key,
+    }
+    if alert.variant:
+        event["variant"] = alert.variant
+    if alert.feature is not None:
+        event["feature"] = alert.feature
+    return event
+
+
+def rollback_check_interval() -> float:
+    """Seconds between the server's checks of rollback rules: ``CAIRN_ROLLBACK_CHECK_S``
+    (default 60; 0 turns the check off)."""
+    text = os.environ.get("CAIRN_ROLLBACK_CHECK_S", "60")
+    try:
+        seconds = float(text)
+    except ValueError:
+        log.warning("cairn: CAIRN_ROLLBACK_CHECK_S=%r is not a number; using 60", text)
+        return 60.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0

@@ -1,0 +1,185 @@
+"""The inference server's HTTP face: ``POST /predict``, ``/healthz``, ``/readyz``,
+``/metrics``. Errors are Cairn's one envelope, ``{"error": {"code", "message",
+"details"}}``, with the status its code maps to."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cairn._version import __version__
+from cairn.domain.errors import CairnError
+from cairn.schemas.base import ErrorOut
+from cairn.schemas.production import PredictIn, PredictOut
+from cairn.serving.engine import InferenceServer
+from cairn.serving.metrics import CONTENT_TYPE
+
+log = logging.getLogger("cairn.serve")
+MAX_BODY_BYTES = 32 << 20
+
+_STATUS = {
+    "invalid": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "already_exists": 409,
+    "too_large": 413,
+    "unavailable": 503,
+    "schema_outdated": 503,
+}
+_CODE = {400: "invalid", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Bad rows (`invalid`); `details.field` names it"},
+    413: {"model": ErrorOut, "description": "Too large (`too_large`)"},
+    500: {"model": ErrorOut, "description": "Internal error; `details.incident` finds the log"},
+    503: {"model": ErrorOut, "description": "No model loaded yet (`unavailable`)"},
+}
+
+
+def _error(code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(body, status_code=_STATUS.get(code, 500))
+
+
+def create_serving_app(server: InferenceServer, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The app around one ``InferenceServer``; its lifespan starts and stops it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        server.start()
+        yield
+        server.stop()
+
+    app = FastAPI(
+        title="Cairn inference server",
+        version=__version__,
+        description="Predictions stamped with the model version that made them.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.server = server
+
+    @app.post("/predict", response_model=PredictOut, responses=_ERRORS)
+    def predict(body: PredictIn) -> JSONResponse:
+        """Predict rows given as ``records``, ``columns`` or ``instances``. The answer
+        names the model version (and endpoint variant) that made the predictions."""
+        return JSONResponse(server.predict(body))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", responses={503: {"model": ErrorOut}})
+    def readyz() -> JSONResponse:
+        """Every variant that answers has a model loaded; what each serves now."""
+        status = server.status()
+        if not server.ready():
+            return _error("unavailable", "no model is loaded yet", {"variants": status})
+        return JSONResponse({"status": "ready", "variants": status})
+
+    @app.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        """Prometheus text format: requests, errors and latency by model version."""
+        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
+
+    _install_errors(app, server)
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    return app
+
+
+def _install_errors(app: FastAPI, server: InferenceServer) -> None:
+    async def cairn_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, CairnError)
+        if _STATUS.get(exc.code, 500) >= 500 and exc.code not in ("unavailable",):
+            return await unexpected(_request, exc)
+        return _error(exc.code, exc.message, exc.details)
+
+    async def validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        server.refused()
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        if first.get("type") == "json_invalid":
+            where = "body"
+        return _error(
+            "invalid", f"{where}: {first.get('msg', 'invalid request')}", {"field": where}
+        )
+
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        code = _CODE.get(exc.status_code, "internal")
+        response = _error(code, str(exc.detail) if exc.status_code < 500 else "internal error")
+        response.status_code = exc.status_code
+        return response
+
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        log.error("cairn serve: unhandled error, incident %s", incident, exc_info=exc)
+        return _error("internal", "internal error", {"incident": incident})
+
+    app.add_exception_handler(CairnError, cairn_error)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class _BodyLimit:
+    """Refuse a body over the limit by its Content-Length (uvicorn holds the server to
+    it), or while reading a chunked one."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        if declared is not None:
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []  # chunked: read up to the limit, then replay it
+        seen = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                await self._refuse(send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        message = f"the request body is over the limit of {self.max_bytes} bytes"
+        body = {"error": {"code": "too_large", "message": message, "details": {}}}
+        payload = json.dumps(body).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(payload)),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,23 @@
+"""Mount the UI on an app built by ``cairn.api.app.create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from cairn.ui import vendor
+from cairn.ui.render import UiState, build_environment
+from cairn.ui.views import compare, datasets, models, projects, run, runs
+
+
+def install_ui(app: FastAPI, status_for: Callable[[str], int]) -> None:
+    """Pages at ``/``; ``status_for`` maps an error code to its HTTP status (the API's)."""
+    static = files("cairn.ui") / "static"
+    app.state.ui = UiState(build_environment(), status_for, vendor.PlotlyAsset.find())
+    app.mount("/ui/static", StaticFiles(directory=str(static)), name="ui-static")
+    app.include_router(vendor.router)
+    for module in (projects, runs, run, compare, models, datasets):
+        app.include_router(module.router)
