@@ -564,6 +564,9 @@ def _step_log_artifact(params: dict[str, Any]) -> dict[str, Any]:
 def _step_download(params: dict[str, Any]) -> dict[str, Any]:
     _use(params["store"])
     cairn.list_artifacts(params["run_id"])  # opens the store outside the clock
+    # Both sides start with no dirty pages waiting: on this VM, writeback of an earlier
+    # step's gigabyte throttles a copy to disk speed whoever makes it.
+    os.sync()
     rss_before = peak_rss_mb_so_far()
     t0 = time.perf_counter()
     path = cairn.download_artifacts(params["run_id"], params["path"], params["dest"])

@@ -204,3 +204,20 @@ def test_server_keeps_blobs_where_artifacts_says(tmp_path: Path) -> None:
     finally:
         client.close()
         stop_server(proc)
+
+
+def test_a_damaged_blob_is_refused_on_download(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    cairn.set_tracking_uri(store)
+    try:
+        source = tmp_path / "weights.bin"
+        source.write_bytes(b"w" * 4096)
+        with cairn.start_run() as run:
+            entry = run.log_artifact(source)
+        blob = LocalBlobStore(store / "artifacts").path(entry.digest)
+        blob.write_bytes(b"x" * 4096)  # same size, other bytes: bit rot
+        with pytest.raises(cairn.CairnError, match=r"damaged|corrupt"):
+            cairn.download_artifacts(run.id, "weights.bin", tmp_path / "out")
+        assert not (tmp_path / "out" / "weights.bin").exists()
+    finally:
+        cairn.set_tracking_uri(tmp_path / "unused")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from cairn.client.transfer import LocalFile, Progress
@@ -93,6 +94,11 @@ class Backend(Protocol):
     def read_artifact(self, run_id: str, path: str, out: BinaryIO) -> None:
         """Write the file's bytes into ``out``, streamed; the caller checks them against
         the digest (``write_atomically``)."""
+        ...
+
+    def local_blob_path(self, digest: str) -> Path | None:
+        """The blob's own file when the store is a local folder in this process (so a
+        download can be a kernel copy), else None."""
         ...
 
     def upload_blobs(self, files: Sequence[LocalFile], progress: Progress | None = None) -> None:

@@ -169,7 +169,13 @@ class DataApi:
             def fill(out: Any, path: str = item.path) -> None:
                 self.backend.read_dataset_file(version, path, out)
 
-            write_atomically(target, fill, item.digest, progress)
+            write_atomically(
+                target,
+                fill,
+                item.digest,
+                progress,
+                source=self.backend.local_blob_path(item.digest),
+            )
         return root
 
     def diff_datasets(self, old: str, new: str, project: str | None = None) -> DatasetDiff:

@@ -6,8 +6,10 @@ import getpass
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
+from cairn.blobs import LocalBlobStore
 from cairn.client.transfer import LocalFile, Progress, counting_reader
 from cairn.domain.audit import EventPage
 from cairn.domain.datasets import (
@@ -144,6 +146,13 @@ class EmbeddedBackend:
         # so hashing here too would only halve the speed of a download.
         with self.blobs.store.open_range(digest, 0, size) as reader:
             shutil.copyfileobj(reader, out, _COPY_CHUNK)
+
+    def local_blob_path(self, digest: str) -> Path | None:
+        store = self.blobs.store
+        if isinstance(store, LocalBlobStore):
+            path = store.path(digest)
+            return path if path.is_file() else None
+        return None
 
     def upload_blobs(self, files: Sequence[LocalFile], progress: Progress | None = None) -> None:
         missing = set(self.blobs.missing(f.digest for f in files))

@@ -330,7 +330,13 @@ class Client(DataApi, ModelsApi, LineageApi, ProductionApi, MonitoringApi):
             def fill(out: BinaryIO, entry_path: str = entry.path) -> None:
                 self.backend.read_artifact(run_id, entry_path, out)
 
-            write_atomically(root.joinpath(*parts), fill, entry.digest, progress)
+            write_atomically(
+                root.joinpath(*parts),
+                fill,
+                entry.digest,
+                progress,
+                source=self.backend.local_blob_path(entry.digest),
+            )
         return root.joinpath(*prefix.split("/")) if prefix else root
 
     # -- projects -------------------------------------------------------------------

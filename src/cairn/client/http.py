@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -360,6 +361,9 @@ class HttpBackend:
             ) from exc
 
     # -- blobs ---------------------------------------------------------------------------
+
+    def local_blob_path(self, digest: str) -> Path | None:
+        return None  # the server's files are not ours to read
 
     def upload_blobs(self, files: Sequence[LocalFile], progress: Progress | None = None) -> None:
         """Ask which digests are missing; send small files in bundles, large ones as

@@ -191,7 +191,12 @@ def _fetch(backend: Backend, version: ModelVersion, files: list[ModelFile]) -> P
             def fill(out: Any, path: str = item.path) -> None:
                 backend.read_model_file(version, path, out)
 
-            write_atomically(staging.joinpath(*item.path.split("/")), fill, item.digest)
+            write_atomically(
+                staging.joinpath(*item.path.split("/")),
+                fill,
+                item.digest,
+                source=backend.local_blob_path(item.digest),
+            )
         (staging / _COMPLETE).write_text(version.digest)
         if folder.exists() and not (folder / _COMPLETE).is_file():
             shutil.rmtree(folder, ignore_errors=True)  # left half-made by a killed process
