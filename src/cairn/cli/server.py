@@ -20,6 +20,23 @@ from cairn.cli.output import handle_errors
 _ENV_KEYS = ("store", "artifacts", "host", "port", "workers")
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost (a name is resolved; every address must be loopback)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos
+    )
+
+
 def app_from_env() -> Any:
     """Factory for uvicorn workers: settings travel in ``CAIRN_*`` environment variables."""
     from cairn.api.app import create_app
@@ -60,11 +77,41 @@ except ImportError:  # the [server] extra is not installed; `cairn server` says 
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve on a non-loopback address with no authentication (anyone who can reach it "
+    "can read and change everything).",
+)
 @handle_errors
 def server(
-    host: str, port: int, store: str, artifacts: str | None, workers: int, log_level: str
+    host: str,
+    port: int,
+    store: str,
+    artifacts: str | None,
+    workers: int,
+    log_level: str,
+    insecure_no_auth: bool,
 ) -> None:
-    """Start the Cairn server (REST API under /api/v1, OpenAPI at /openapi.json)."""
+    """Start the Cairn server (REST API under /api/v1, OpenAPI at /openapi.json, UI at /).
+
+    It binds to loopback by default. Cairn has no accounts yet, so binding to any other
+    address is refused unless ``--insecure-no-auth`` says that is really meant.
+    """
+    if not is_loopback(host):
+        if not insecure_no_auth:
+            raise click.UsageError(
+                f"refusing to serve on {host}: Cairn has no authentication yet, so anyone who "
+                "can reach this address could read and change everything. Bind to 127.0.0.1 "
+                "(and put an authenticating proxy in front), or pass --insecure-no-auth."
+            )
+        click.secho(
+            f"WARNING: serving on {host} with NO authentication (--insecure-no-auth): anyone "
+            "who can reach this address can read and change everything.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
     try:
         import uvicorn
     except ImportError:
