@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import cairn
+from cairn_production import monitoring_report_1m, prediction_ingest, serving_overhead
 from cairn_registry import register_and_load
 from common import (
     DEFAULT_WORKDIR,
@@ -791,6 +792,9 @@ def workloads(store: RunStore, artifacts: ArtifactStore) -> dict[str, Workload]:
         "artifact_100mb_twice": artifact_100mb_twice,
         "dataset_10k_files": dataset_10k_files,
         "register_and_load": register_and_load,  # cairn_registry.py
+        "serving_overhead": serving_overhead,  # cairn_production.py
+        "prediction_ingest": prediction_ingest,
+        "monitoring_report_1m": monitoring_report_1m,
     }
 
 

@@ -54,6 +54,9 @@ WORKLOAD_NAMES = [
     "artifact_100mb_twice",
     "dataset_10k_files",
     "register_and_load",
+    "serving_overhead",
+    "prediction_ingest",
+    "monitoring_report_1m",
 ]
 
 # ``server_latency`` starts each side's server with these worker counts, in this order.

@@ -85,6 +85,62 @@ def summarize(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """One version's predictions in one window as the database counted them: no row is
+    read whole (see ``ProductionRepository.outcome_counts``)."""
+
+    volume: int
+    errors: int
+    shadow: bool
+    latencies: list[float]  # ascending
+    outcomes: list[tuple[Any, Any, int]]  # (outputs, actual, how many) of successful ones
+    inputs: list[Any] = field(default_factory=list)  # a sample of the successful ones'
+
+
+def summarize_counted(
+    counted: Counted,
+    *,
+    model: str,
+    version: int,
+    variant: str = "",
+    task: str | None = None,
+    reference: Reference | None = None,
+    drift: DriftSettings | None = None,
+) -> GroupStats:
+    """``summarize`` of predictions already counted by outcome (the same statistics)."""
+    ok = counted.volume - counted.errors
+    outcomes = [(prediction_value(o), prediction_value(a), n) for o, a, n in counted.outcomes]
+    labeled = [(o, a, n) for o, a, n in outcomes if a is not None and o is not None]
+    task = task or infer_task(
+        [o for o, _, _ in outcomes if o is not None] + [a for _, a, _ in labeled]
+    )
+    found = None
+    if drift is not None and reference is not None:
+        if reference.profile is None:
+            found = Drift(reference.ref, ok, note=reference.note)
+        else:
+            note = None
+            if len(counted.inputs) < ok:
+                note = f"a sample of {len(counted.inputs):,} of {ok:,} predictions"
+            found = _drift_from(counted.inputs, reference, drift, note)
+    volume = counted.volume
+    return GroupStats(
+        model=model,
+        version=version,
+        variant=variant,
+        shadow=counted.shadow,
+        volume=volume,
+        errors=counted.errors,
+        error_rate=counted.errors / volume if volume else 0.0,
+        latency=_latency(counted.latencies),
+        task=task,
+        outputs=_weighted_distribution([(o, n) for o, _, n in outcomes], task),
+        quality=weighted_quality(labeled, task) if labeled and task else None,
+        drift=found,
+    )
+
+
 def _latency(ordered: list[float]) -> Latency | None:
     if not ordered:
         return None
@@ -136,21 +192,37 @@ def infer_task(values: Sequence[Any]) -> str | None:
 def quality(pairs: Sequence[tuple[Any, Any]], task: str) -> Quality:
     """Accuracy and macro precision, recall and F1 (as scikit-learn's, zero_division=0)
     for classification; MAE and RMSE for regression. ``pairs``: (predicted, actual)."""
+    return weighted_quality([(p, a, 1) for p, a in pairs], task)
+
+
+def weighted_quality(triples: Sequence[tuple[Any, Any, int]], task: str) -> Quality:
+    """``quality`` of (predicted, actual, how many times) triples."""
     if task == "regression":
-        numeric = [(float(p), float(a)) for p, a in pairs if _is_number(p) and _is_number(a)]
-        if not numeric:
+        numeric = [
+            (float(p) - float(a), n) for p, a, n in triples if _is_number(p) and _is_number(a)
+        ]
+        count = sum(n for _, n in numeric)
+        if not count:
             return Quality(task, 0)
-        errors = [p - a for p, a in numeric]
         return Quality(
             task,
-            len(numeric),
-            mae=math.fsum(abs(e) for e in errors) / len(errors),
-            rmse=math.sqrt(math.fsum(e * e for e in errors) / len(errors)),
+            count,
+            mae=math.fsum(abs(e) * n for e, n in numeric) / count,
+            rmse=math.sqrt(math.fsum(e * e * n for e, n in numeric) / count),
         )
-    labels = {_label(v) for pair in pairs for v in pair}
-    predicted = Counter(_label(p) for p, _ in pairs)
-    actual = Counter(_label(a) for _, a in pairs)
-    hits = Counter(_label(p) for p, a in pairs if _label(p) == _label(a))
+    labels: set[str] = set()
+    predicted: Counter[str] = Counter()
+    actual: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    n = 0
+    for p_value, a_value, times in triples:
+        p_label, a_label = _label(p_value), _label(a_value)
+        labels.update((p_label, a_label))
+        predicted[p_label] += times
+        actual[a_label] += times
+        if p_label == a_label:
+            hits[p_label] += times
+        n += times
     precision, recall, f1 = [], [], []
     for label in labels:
         p = hits[label] / predicted[label] if predicted[label] else 0.0
@@ -158,7 +230,6 @@ def quality(pairs: Sequence[tuple[Any, Any]], task: str) -> Quality:
         precision.append(p)
         recall.append(r)
         f1.append(2 * p * r / (p + r) if p + r else 0.0)
-    n = len(pairs)
     return Quality(
         task,
         n,
@@ -181,11 +252,17 @@ def _label(value: Any) -> str:
 
 
 def _distribution(outputs: Sequence[Any], task: str | None) -> OutputDistribution | None:
-    values = [o for o in outputs if o is not None]
+    return _weighted_distribution([(o, 1) for o in outputs], task)
+
+
+def _weighted_distribution(
+    outputs: Sequence[tuple[Any, int]], task: str | None
+) -> OutputDistribution | None:
+    values = [(o, n) for o, n in outputs if o is not None]
     if not values:
         return None
-    numbers = [float(v) for v in values if _is_number(v)]
-    if task == "regression" and len(numbers) == len(values):
+    if task == "regression" and all(_is_number(v) for v, _ in values):
+        numbers = [float(v) for v, n in values for _ in range(n)]
         numbers.sort()
         mean = math.fsum(numbers) / len(numbers)
         return OutputDistribution(
@@ -198,7 +275,9 @@ def _distribution(outputs: Sequence[Any], task: str | None) -> OutputDistributio
                 max=numbers[-1],
             )
         )
-    counts = Counter(_label(v) for v in values)
+    counts: Counter[str] = Counter()
+    for v, n in values:
+        counts[_label(v)] += n
     top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     classes = dict(top[:TOP_VALUES])
     rest = sum(n for _, n in top[TOP_VALUES:])
@@ -221,12 +300,23 @@ def _drift_of(ok: Sequence[Prediction], reference: Reference, settings: DriftSet
         # sample is the same for the same predictions, so a report can be made again.
         note = f"a random sample of {DRIFT_SAMPLE:,} of {len(ok):,} predictions"
         ok = random.Random(len(ok)).sample(list(ok), DRIFT_SAMPLE)
-    rows = [input_record(p.inputs, reference.input_names) for p in ok]
-    if not rows:
+    return _drift_from([p.inputs for p in ok], reference, settings, note)
+
+
+def _drift_from(
+    inputs: Sequence[Any], reference: Reference, settings: DriftSettings, note: str | None
+) -> Drift:
+    assert reference.profile is not None
+    if not inputs:
         return Drift(reference.ref, 0)
+    columns = _list_columns(inputs, reference.input_names)
+    if columns is not None:
+        profile = profile_columns(columns, len(inputs))
+    else:
+        profile = profile_records([input_record(i, reference.input_names) for i in inputs])
     diff = diff_profiles(
         reference.profile,
-        profile_records(rows),
+        profile,
         psi_threshold=settings.psi,
         ks_threshold=settings.ks,
     )
@@ -235,7 +325,21 @@ def _drift_of(ok: Sequence[Prediction], reference: Reference, settings: DriftSet
     ]
     if not features:
         note = f"no input column matches a column of {reference.ref}"
-    return Drift(reference.ref, len(rows), features, note)
+    return Drift(reference.ref, len(inputs), features, note)
+
+
+def _list_columns(inputs: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]] | None:
+    """Inputs that are all lists of one length (two or more), as ``input_record`` names
+    them, transposed at C speed; None for any other shape."""
+    if any(type(i) is not list for i in inputs):
+        return None
+    lengths = {len(i) for i in inputs}
+    if len(lengths) != 1 or min(lengths) < 2:
+        return None
+    return {
+        (names[i] if i < len(names) else str(i)): list(column)
+        for i, column in enumerate(zip(*inputs, strict=True))
+    }
 
 
 def input_record(inputs: Any, names: Sequence[str] = ()) -> dict[str, Any]:
@@ -261,11 +365,28 @@ def profile_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
-    columns = [_column(name, [row.get(name) for row in rows]) for name in names]
-    return {"format": FORMAT, "rows": len(rows), "columns": columns}
+    return profile_columns({name: [row.get(name) for row in rows] for name in names}, len(rows))
+
+
+def profile_columns(columns: Mapping[str, list[Any]], rows: int) -> dict[str, Any]:
+    """``profile_records`` of a table given by columns (``rows`` values each)."""
+    found = [_column(name, values) for name, values in columns.items()]
+    return {"format": FORMAT, "rows": rows, "columns": found}
 
 
 def _column(name: str, values: list[Any]) -> dict[str, Any]:
+    types = set(map(type, values))
+    if types and types <= {int, float}:  # the common case, at C speed where it can be
+        present = [v for v in values if v == v]  # NaN is the one value unequal to itself
+        whole = float not in types or all(type(v) is int for v in present)
+        return {
+            "name": name,
+            "count": len(present),
+            "nulls": len(values) - len(present),
+            "dtype": "int64" if whole else "float64",
+            "kind": "numeric",
+            **_numeric(present),
+        }
     present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     base: dict[str, Any] = {
         "name": name,
@@ -296,7 +417,7 @@ def _text(value: Any) -> str:
 
 
 def _numeric(values: list[Any]) -> dict[str, Any]:
-    finite = sorted(float(v) for v in values if math.isfinite(v))
+    finite = sorted(map(float, filter(math.isfinite, values)))
     out: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "std", "quantiles", "histogram"))
     if len(finite) < len(values):
         out["infinities"] = len(values) - len(finite)
@@ -310,7 +431,7 @@ def _numeric(values: list[Any]) -> dict[str, Any]:
         min=finite[0],
         max=finite[-1],
         mean=mean,
-        std=math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / len(finite)),
+        std=math.sqrt(math.fsum([(v - mean) ** 2 for v in finite]) / len(finite)),
         quantiles=quantiles,
         histogram=_histogram(finite),
     )

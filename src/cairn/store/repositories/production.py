@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import BigInteger, Connection, Table, case, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql import ColumnElement
 
 from cairn.domain.production import Endpoint, Variant
 from cairn.domain.records import ms_to_datetime, now_ms
+from cairn.store.bulk import executemany, fetchall, no_gc_pauses
 from cairn.store.tables import EndpointRow, EndpointVariantRow, FeedbackRow, PredictionRow
 
 _E = cast(Table, EndpointRow.__table__)
@@ -116,10 +119,36 @@ class ProductionRepository:
 
     # -- predictions and feedback -------------------------------------------------------
 
-    def add_predictions(self, rows: list[dict[str, Any]]) -> int:
-        """Insert; a row whose (project, request, variant) exists already is skipped."""
+    def add_predictions(self, rows: list[dict[str, Any]] | list[tuple[Any, ...]]) -> int:
+        """Insert; a row whose (project, request, variant) exists already is skipped.
+
+        Rows are dicts keyed by PREDICTION_COLUMNS, or tuples in that order. Returns how
+        many were new: on SQLite the connection's count of changed rows (a skipped row
+        changes none), elsewhere the ids the insert returns.
+        """
         if not rows:
             return 0
+        if self.conn.dialect.name != "sqlite":
+            return self._add_returning(rows)
+        dbapi = self.conn.connection.driver_connection
+        before = int(dbapi.total_changes)  # type: ignore[union-attr]
+        as_tuples = (
+            [tuple(r[c] for c in PREDICTION_COLUMNS) for r in rows]
+            if isinstance(rows[0], dict)
+            else rows
+        )
+        executemany(
+            self.conn,
+            _insert_predictions_sqlite,
+            as_tuples,
+            PREDICTION_COLUMNS,
+            name="predictions.insert",
+        )
+        return int(dbapi.total_changes) - before  # type: ignore[union-attr]
+
+    def _add_returning(self, rows: list[Any]) -> int:
+        if not isinstance(rows[0], dict):
+            rows = [dict(zip(PREDICTION_COLUMNS, r, strict=True)) for r in rows]
         stored = 0
         for start in range(0, len(rows), 1000):
             stmt = (
@@ -173,3 +202,136 @@ class ProductionRepository:
         if until_ms is not None:
             stmt = stmt.where(_P.c.at < until_ms)
         return list(self.conn.execute(stmt.order_by(_P.c.at, _P.c.id).limit(limit)))
+
+    # -- what a monitoring report reads -------------------------------------------------
+
+    def _where(self, scope: PredictionScope) -> list[ColumnElement[bool]]:
+        where = [
+            _P.c.project_id == scope.project_id,
+            _P.c.at >= scope.since_ms,
+            _P.c.at < scope.until_ms,
+        ]
+        if scope.model_id is not None:
+            where.append(_P.c.model_id == scope.model_id)
+        if scope.endpoint_id is not None:
+            where.append(_P.c.endpoint_id == scope.endpoint_id)
+        if scope.version is not None:
+            where.append(_P.c.model_version == scope.version)
+        return where
+
+    def _where_group(
+        self, scope: PredictionScope, variant: str | None, model_id: int, version: int
+    ) -> list[ColumnElement[bool]]:
+        where = [*self._where(scope), _P.c.model_id == model_id, _P.c.model_version == version]
+        if variant is not None:
+            where.append(_P.c.variant == variant)
+        return where
+
+    def outcome_counts(self, scope: PredictionScope) -> list[tuple[Any, ...]]:
+        """Predictions counted per window, group and outcome: (window index, variant, model
+        id, version, shadow 0/1, failed 0/1, outputs JSON, actual JSON, count). The outputs
+        and actual are None for failed predictions, the actual for those with no feedback.
+
+        Two passes: every prediction counted by its outputs, and the feedback joined to the
+        predictions it names (a join of every prediction to the feedback table costs as
+        much again as the count).
+        """
+        # Integer division written out, with literals, not binds: PostgreSQL matches a
+        # GROUP BY expression to the selected one by its text (two binds are two values).
+        origin, size = int(scope.origin_ms), int(scope.size_ms)
+        window = literal_column(f"({_P.name}.at - {origin}) / {size}", BigInteger).label("w")
+        ok = _P.c.error.is_(None)
+        failed = case((ok, 0), else_=1).label("failed")
+        outputs = case((ok, _P.c.outputs), else_=None).label("outputs")
+        shadow = case((_P.c.shadow, 1), else_=0).label("shadow")
+        keys = [window, _P.c.variant, _P.c.model_id, _P.c.model_version, shadow, failed, outputs]
+        counted = select(*keys, func.count()).where(*self._where(scope)).group_by(*keys)
+        labeled = self._labeled_sql(scope, origin, size)
+        with no_gc_pauses():
+            totals = {tuple(r[:7]): int(r[7]) for r in fetchall(self.conn, counted)}
+            found: list[tuple[Any, ...]] = []
+            for *head, out, actual, n in self.conn.exec_driver_sql(labeled).cursor.fetchall():
+                key = (*head, 0, out)
+                if key in totals:  # always, but for rows written between the two passes
+                    n = min(int(n), totals[key])
+                    totals[key] -= n
+                    found.append((*key, actual, n))
+        found.extend((*key, None, n) for key, n in totals.items() if n > 0)
+        return found
+
+    def _labeled_sql(self, scope: PredictionScope, origin: int, size: int) -> str:
+        """The feedback joined to its predictions, counted like ``outcome_counts``. Written
+        out (every value is an integer of ours) for ``CROSS JOIN``, which makes SQLite
+        start from the feedback: otherwise it walks every prediction by request id."""
+        where = [
+            f"f.project_id = {int(scope.project_id)}",
+            "p.project_id = f.project_id",
+            "p.request_id = f.request_id",
+            "p.error IS NULL",
+            f"p.at >= {int(scope.since_ms)}",
+            f"p.at < {int(scope.until_ms)}",
+        ]
+        if scope.model_id is not None:
+            where.append(f"p.model_id = {int(scope.model_id)}")
+        if scope.endpoint_id is not None:
+            where.append(f"p.endpoint_id = {int(scope.endpoint_id)}")
+        if scope.version is not None:
+            where.append(f"p.model_version = {int(scope.version)}")
+        keys = (
+            f"(p.at - {origin}) / {size}, p.variant, p.model_id, p.model_version, "
+            "CASE WHEN p.shadow THEN 1 ELSE 0 END, p.outputs, f.actual"
+        )
+        return (
+            f"SELECT {keys}, count(*) FROM {_FB.name} AS f CROSS JOIN {_P.name} AS p "
+            f"WHERE {' AND '.join(where)} GROUP BY {keys}"
+        )
+
+    def latencies(
+        self, scope: PredictionScope, variant: str | None, model_id: int, version: int
+    ) -> list[float]:
+        """One group's latencies in the scope's window, ascending."""
+        where = self._where_group(scope, variant, model_id, version)
+        stmt = select(_P.c.latency_ms).where(*where, _P.c.latency_ms.is_not(None))
+        with no_gc_pauses():
+            found = [float(r[0]) for r in fetchall(self.conn, stmt)]
+        found.sort()
+        return found
+
+    def inputs_sample(
+        self,
+        scope: PredictionScope,
+        variant: str | None,
+        model_id: int,
+        version: int,
+        *,
+        every: int,
+        limit: int,
+    ) -> list[str]:
+        """The inputs (JSON) of one group's successful predictions, every ``every``-th by
+        id (the same sample for the same rows), at most ``limit``."""
+        where = [*self._where_group(scope, variant, model_id, version), _P.c.error.is_(None)]
+        if every > 1:
+            where.append(literal_column(f"{_P.name}.id % {int(every)}") == 0)
+        stmt = select(_P.c.inputs).where(*where).order_by(_P.c.id).limit(limit)
+        return [r[0] for r in fetchall(self.conn, stmt)]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionScope:
+    """The predictions a report reads: a project's, of a model or an endpoint (and
+    version), at times in [since, until), in windows of ``size_ms`` from ``origin_ms``."""
+
+    project_id: int
+    since_ms: int
+    until_ms: int
+    origin_ms: int
+    size_ms: int
+    model_id: int | None = None
+    endpoint_id: int | None = None
+    version: int | None = None
+
+
+def _insert_predictions_sqlite() -> Any:
+    return sqlite_insert(_P).on_conflict_do_nothing(
+        index_elements=["project_id", "request_id", "variant"]
+    )
