@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn._version import __version__
 from cairn.api.errors import install_error_handlers, status_for
+from cairn.api.headers import SecurityHeaders
 from cairn.api.limits import BodySizeLimit
 from cairn.api.openapi import ERROR_RESPONSES, install_openapi
 from cairn.api.routes import (
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.experiments = ExperimentService(db, app.state.registry, app.state.aliases)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     app.include_router(health.router)
     routers = (projects, runs, batches, artifacts, blobs, uploads, datasets, models, webhooks)
     for module in (*routers, lineage, events, production):
