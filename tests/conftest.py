@@ -37,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ.setdefault("CAIRN_CACHE_DIR", tempfile.mkdtemp(prefix="cairn-test-cache-"))
+    os.environ.setdefault("CAIRN_SPOOL_DIR", tempfile.mkdtemp(prefix="cairn-test-spool-"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -294,8 +294,18 @@ def default_uri() -> str:
     return os.environ.get("CAIRN_TRACKING_URI") or DEFAULT_STORE
 
 
-def open_backend(uri: str | os.PathLike[str] | None = None) -> Backend:
-    """``http(s)://`` talks to a server; anything else opens a store in this process."""
+def open_backend(uri: str | os.PathLike[str] | None = None, *, mode: str | None = None) -> Backend:
+    """``http(s)://`` talks to a server; anything else opens a store in this process.
+
+    ``mode="offline"`` (default: ``$CAIRN_MODE``) logs to the local spool instead, with
+    no server or store at all; ``cairn sync`` pushes it later.
+    """
+    if (mode if mode is not None else os.environ.get("CAIRN_MODE", "")).lower() == "offline":
+        from typing import cast
+
+        from cairn.client.offline import OfflineBackend
+
+        return cast(Backend, OfflineBackend())
     text = os.fspath(uri) if uri is not None else default_uri()
     if text.startswith(("http://", "https://")):
         from cairn.client.http import HttpBackend

@@ -5,9 +5,12 @@ drains the deque every ``interval`` seconds (sooner when it fills up), folds the
 into column-wise series per run and key, and sends them as ``Batch``es, one request or
 transaction each, every batch with an idempotency key so a resend never duplicates.
 
-Failures never reach the training loop: an unreachable server is retried with backoff
-while items keep queueing; a batch the server refuses (bad input) is recorded and
-raised by the next explicit ``flush()``.
+Failures never reach the training loop: with a spool (``client/spool.py``) a batch the
+server cannot take (unreachable, 5xx) is written to disk and resent in the background
+with exponential backoff, in order, keeping its idempotency key; while older batches wait
+on disk newer ones join them, so a run's start always lands before its points. Without a
+spool an unreachable server is retried in memory. A batch the server refuses (bad input)
+is recorded and raised by the next explicit ``flush()``, which also waits for the spool.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.domain.errors import CairnError, Unavailable
 from cairn.domain.ids import new_ulid
 from cairn.domain.records import Batch, MetricSeries, RunBatch, RunEnd, RunStart
+
+if TYPE_CHECKING:
+    from cairn.client.spool import Spool
 
 log = logging.getLogger("cairn.batcher")
 
@@ -35,6 +41,8 @@ METRIC, START, PARAMS, TAGS, NOTES, END, MARK, HEARTBEAT = range(8)
 MAX_BATCH_POINTS = 100_000
 MAX_BATCH_RUNS = 2_000
 MAX_BATCH_VALUES = 40_000  # params + tags
+RESEND_FIRST_S = 0.5  # spooled batches: first resend after this, doubling up to the cap
+RESEND_MAX_S = 60.0
 
 
 @dataclass
@@ -54,8 +62,14 @@ class Batcher:
         interval: float = 0.2,
         retry_max_s: float = 30.0,
         high_water: int = 20_000,
+        spool: Spool | None = None,
     ) -> None:
         self._send = send
+        self._spool = spool
+        self._spooled: deque[Batch] = deque()  # on disk, not yet acknowledged; in order
+        self._held: list[_Mark] = []  # flushes waiting for the spool to empty
+        self._resend_delay = RESEND_FIRST_S
+        self._resend_at = 0.0
         self.queue: deque[tuple[Any, ...]] = deque()
         self.interval = interval
         self.retry_max_s = retry_max_s
@@ -76,6 +90,12 @@ class Batcher:
         queued before the fork, the child starts afresh with its own thread."""
         self.queue.clear()
         self._errors.clear()
+        self._spooled.clear()
+        self._held.clear()
+        if self._spool is not None:  # the parent's file stays the parent's
+            from cairn.client.spool import Spool
+
+            self._spool = Spool(self._spool.folder, target=self._spool.target)
         self._wake = threading.Event()
         if not self._stop.is_set():
             self._start_thread()
@@ -115,6 +135,11 @@ class Batcher:
             self._stop.set()
             self._wake.set()
             self._thread.join(timeout=1.0)
+            if self._spool is not None and not self._spooled:
+                try:
+                    self._spool.discard_if_done()
+                except OSError as exc:
+                    log.warning("cairn: cannot tidy the spool: %s", exc)
 
     # -- consumer side (the thread) -------------------------------------------------
 
@@ -133,6 +158,8 @@ class Batcher:
                 if beat is not None and time.monotonic() - last_beat >= beat[0]:
                     last_beat = time.monotonic()
                     self.queue.extend((HEARTBEAT, run_id) for run_id in beat[1]())
+                if self._spooled and time.monotonic() >= self._resend_at:
+                    self._resend()
                 self._drain()
             except Exception:  # never let the thread die: log and carry on
                 log.exception("cairn: unexpected error in the background sender")
@@ -151,12 +178,82 @@ class Batcher:
             if builder.runs:
                 self._deliver(builder.build())
             for mark in marks:
-                if mark.takes_errors:
-                    mark.errors.extend(self._errors)
-                    self._errors.clear()
-                mark.done.set()
+                if self._spooled:  # done once the spool has been sent: try now
+                    self._held.append(mark)
+                    self._resend_at = 0.0
+                    self._wake.set()
+                else:
+                    self._release(mark)
+
+    def _release(self, mark: _Mark) -> None:
+        if mark.takes_errors:
+            mark.errors.extend(self._errors)
+            self._errors.clear()
+        mark.done.set()
 
     def _deliver(self, batch: Batch) -> None:
+        if self._spool is None:
+            self._deliver_retrying(batch)
+            return
+        if self._spooled:  # older batches wait on disk: keep the order
+            self._to_spool(batch)
+            return
+        try:
+            self._send(batch)
+        except Unavailable as exc:
+            log.warning("cairn: server unavailable (%s); batch kept in the local spool", exc)
+            self._to_spool(batch)
+        except CairnError as exc:
+            self._refused(batch, exc)
+
+    def _to_spool(self, batch: Batch) -> None:
+        if all(item.is_empty() for item in batch.runs):
+            return  # heartbeats only: stale by the time they could be resent
+        assert self._spool is not None
+        try:
+            self._spool.append_batch(batch)
+        except OSError as exc:  # a full or read-only disk: fall back to memory
+            log.error("cairn: cannot write the spool (%s); retrying in memory", exc)
+            self._deliver_retrying(batch)
+            return
+        if not self._spooled:
+            self._resend_delay = RESEND_FIRST_S
+            self._resend_at = time.monotonic() + RESEND_FIRST_S
+        self._spooled.append(batch)
+
+    def _resend(self) -> None:
+        """Send spooled batches in order until one fails; mark each acknowledged."""
+        assert self._spool is not None
+        while self._spooled:
+            batch = self._spooled[0]
+            try:
+                self._send(batch)
+            except Unavailable as exc:
+                log.warning("cairn: resend failed (%s); next try in %.1fs", exc, self._resend_delay)
+                self._resend_at = time.monotonic() + self._resend_delay
+                self._resend_delay = min(self._resend_delay * 2, RESEND_MAX_S)
+                return
+            except CairnError as exc:  # refused for good: do not resend it forever
+                log.error("cairn: a spooled batch was refused: %s", exc)
+                self._errors.append(exc)
+            self._spooled.popleft()
+            try:
+                self._spool.ack([batch.idempotency_key])
+            except OSError as exc:  # a resend of an acknowledged batch is harmless
+                log.warning("cairn: cannot mark a spooled batch done: %s", exc)
+        self._resend_delay = RESEND_FIRST_S
+        held, self._held = self._held, []
+        for mark in held:
+            self._release(mark)
+
+    def _refused(self, batch: Batch, exc: CairnError) -> None:
+        if len(batch.runs) > 1:
+            self._deliver_each(batch)
+            return
+        log.error("cairn: a batch was refused: %s", exc)
+        self._errors.append(exc)
+
+    def _deliver_retrying(self, batch: Batch) -> None:
         delay = 0.05
         while True:
             try:
@@ -170,11 +267,7 @@ class Batcher:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.retry_max_s)
             except CairnError as exc:
-                if len(batch.runs) > 1:
-                    self._deliver_each(batch)
-                    return
-                log.error("cairn: a batch was refused: %s", exc)
-                self._errors.append(exc)
+                self._refused(batch, exc)
                 return
 
     def _deliver_each(self, batch: Batch) -> None:

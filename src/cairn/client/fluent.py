@@ -125,7 +125,12 @@ class Client(DataApi, ModelsApi, LineageApi, ProductionApi, MonitoringApi):
         self.backend: Backend = open_backend(uri)
         self.uri = self.backend.uri
         self.project = check_project_name(project) if project else None
-        self.batcher = Batcher(self.backend.log_batch, interval=flush_interval)
+        spool = None
+        if self.uri.startswith(("http://", "https://")):
+            from cairn.client.spool import Spool
+
+            spool = Spool(target=self.uri)  # batches the server cannot take wait here
+        self.batcher = Batcher(self.backend.log_batch, interval=flush_interval, spool=spool)
         self.batcher.beat(HEARTBEAT_S, self._open_run_ids)
         self._open: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
