@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 import pytest
 from ui_seed import MODEL, PROJECT, Seeded, seed_demo
 
+from cairn.demo import ENDPOINT, WINE_MODEL
+from cairn.demo import PROJECT as DEMO
 from conftest import start_server, stop_server
 
 CHROMIUM = os.environ.get("CAIRN_CHROMIUM", "/usr/bin/chromium")
@@ -58,6 +62,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[tup
     seeded: Seeded | None = None
     try:
         seeded = seed_demo(url)
+        demo = subprocess.run(  # ``cairn demo`` against the server, as the README says
+            [sys.executable, "-m", "cairn", "demo", "--uri", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert demo.returncode == 0, demo.stderr
         yield url, seeded
     finally:
         if seeded is not None:
@@ -326,3 +337,52 @@ def test_unknown_run_is_a_404_page(site: tuple[str, Seeded], page: Any) -> None:
     assert response is not None and response.status == 404
     assert "does not exist" in tab.get_by_role("alert").inner_text()
     shot(tab, "error-404")
+
+
+def test_the_demos_pages_show_its_content(site: tuple[str, Seeded], page: Any) -> None:
+    """What ``cairn demo`` made, page by page: the sweep, the registry, the datasets,
+    lineage both ways, and the endpoint's monitoring and A/B result."""
+    url, _ = site
+    tab, console = page
+    models = f"/projects/{DEMO}/models/{WINE_MODEL}"
+    pages: list[tuple[str, str, str | None, str]] = [
+        ("demo-runs", f"/projects/{DEMO}/runs", None, "wine-sweep"),
+        ("demo-model", models, None, "production"),
+        ("demo-dataset", f"/projects/{DEMO}/datasets/wine", "[data-profile-column]", "2026-03"),
+        ("demo-endpoints", f"/projects/{DEMO}/endpoints", None, "challenger"),
+        (
+            "demo-endpoint",
+            f"/projects/{DEMO}/endpoints/{ENDPOINT}",
+            "[data-monitor-chart], [data-ab-chart]",
+            "95% interval",
+        ),
+        (
+            "lineage-model",
+            f"/lineage?ref=models/{WINE_MODEL}@production&project={DEMO}",
+            None,
+            "wine:3",
+        ),
+        ("lineage-dataset", f"/lineage?ref=datasets/wine:3&project={DEMO}", None, "wine-clf:2"),
+    ]
+    for name, path, charts, expect in pages:
+        visit(tab, url + path)
+        assert tab.locator("h1").count() == 1, name
+        assert expect in tab.locator("main").inner_text(), f"{name} lacks {expect!r}"
+        if charts:
+            charts_drawn(tab, charts)
+        tab.wait_for_load_state("networkidle")
+        shot(tab, name)
+        assert console.errors == [], f"{name}: {console.errors}"
+    # the run page links its lineage; the graph's nodes are links a keyboard reaches
+    visit(tab, f"{url}/projects/{DEMO}/runs")
+    tab.get_by_role("link", name="wine-evaluation").first.click()
+    tab.get_by_role("link", name="Lineage").first.click()
+    tab.wait_for_url(re.compile(r"/lineage\?"))
+    nodes = tab.locator("svg.lineage a.node")
+    assert nodes.count() >= 3
+    nodes.first.focus()
+    with tab.expect_navigation():
+        tab.keyboard.press("Enter")
+    assert "/lineage" not in tab.url
+    shot(tab, "lineage-node-target")
+    assert console.errors == []

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PROJECT = "demo"
+PROJECT = "lab"  # the demo (cairn.demo) fills "demo" beside it
 MODEL = "wine-clf"
 
 

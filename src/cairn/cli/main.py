@@ -9,16 +9,19 @@ from cairn.cli.artifacts import artifacts
 from cairn.cli.audit import audit
 from cairn.cli.data import data
 from cairn.cli.db import db
+from cairn.cli.demo import demo
 from cairn.cli.endpoints import endpoints
 from cairn.cli.gc import gc
 from cairn.cli.lineage import lineage
 from cairn.cli.models import models
 from cairn.cli.monitor import ab, monitor
 from cairn.cli.monitor import promote as ab_promote
+from cairn.cli.portability import export, import_
 from cairn.cli.projects import projects
 from cairn.cli.runs import runs
 from cairn.cli.serve import serve
 from cairn.cli.server import server
+from cairn.cli.sync import sync
 from cairn.cli.webhooks import webhooks
 
 
@@ -43,6 +46,10 @@ cli.add_command(serve)
 cli.add_command(endpoints)
 cli.add_command(monitor)
 cli.add_command(ab)
+cli.add_command(export)
+cli.add_command(import_)
+cli.add_command(sync)
+cli.add_command(demo)
 if "promote" not in endpoints.commands:  # ``cairn endpoints promote`` is ``cairn ab promote``
     endpoints.add_command(ab_promote, "promote")
 

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cairn.ui import vendor
 from cairn.ui.render import UiState, build_environment
-from cairn.ui.views import compare, datasets, models, projects, run, runs
+from cairn.ui.views import compare, datasets, endpoints, lineage, models, projects, run, runs
 
 
 def install_ui(app: FastAPI, status_for: Callable[[str], int]) -> None:
@@ -19,5 +19,5 @@ def install_ui(app: FastAPI, status_for: Callable[[str], int]) -> None:
     app.state.ui = UiState(build_environment(), status_for, vendor.PlotlyAsset.find())
     app.mount("/ui/static", StaticFiles(directory=str(static)), name="ui-static")
     app.include_router(vendor.router)
-    for module in (projects, runs, run, compare, models, datasets):
+    for module in (projects, runs, run, compare, models, datasets, lineage, endpoints):
         app.include_router(module.router)

@@ -1,0 +1,32 @@
+"""``cairn demo``: fill a project with realistic history to look at in the UI."""
+
+from __future__ import annotations
+
+import click
+
+from cairn.cli.output import handle_errors
+from cairn.cli.projects import uri_option
+
+
+@click.command("demo")
+@click.option("--project", "-p", default="demo", show_default=True, help="The project to fill.")
+@uri_option
+@handle_errors
+def demo(project: str, uri: str) -> None:
+    """Fill PROJECT with a realistic history built from scikit-learn's bundled datasets
+    (wine, breast cancer, digits): dataset batches, a nested sweep, registered versions
+    with aliases and approvals, and production traffic with feedback and drift.
+
+    \b
+    Examples:
+      make run                                     # in one terminal
+      cairn demo --uri http://127.0.0.1:5000       # then open http://127.0.0.1:5000
+    """
+    from cairn.client.fluent import Client
+    from cairn.demo import fill
+
+    client = Client(uri, project=project)
+    try:
+        fill(client, say=lambda line: click.echo(line, err=True))
+    finally:
+        client.close()
