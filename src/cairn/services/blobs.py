@@ -31,7 +31,7 @@ from cairn.blobs import (
 )
 from cairn.blobs.base import BlobBatch
 from cairn.blobs.s3 import S3BlobStore
-from cairn.domain.errors import Invalid
+from cairn.domain.errors import Invalid, NotFound
 from cairn.store.database import Database
 
 if TYPE_CHECKING:
@@ -126,6 +126,25 @@ class BlobService:
 
     def size(self, digest: str) -> int:
         return self.store.size(digest)
+
+    def check_stored(self, files: Iterable[tuple[str, str, int]]) -> None:
+        """Every ``(path, digest, size)`` of a manifest must name a stored blob of that
+        size; else ``Invalid`` naming ``files[i]`` (the caller's index) and what is wrong."""
+        store = self.store
+        for index, (path, digest, size) in enumerate(files):
+            try:
+                stored = store.size(digest)
+            except NotFound:
+                raise Invalid(
+                    f"files[{index}] ({path}): blob {digest} has not been uploaded",
+                    field=f"files[{index}].digest",
+                    details={"digest": digest},
+                ) from None
+            if stored != size:
+                raise Invalid(
+                    f"files[{index}] ({path}) says {size} bytes; the stored blob has {stored}",
+                    field=f"files[{index}].size",
+                )
 
     def presign_upload(self, digest: str, size: int) -> PresignedUpload | None:
         """A URL the client PUTs the bytes to directly (S3 stores), or None: send them

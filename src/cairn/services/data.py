@@ -40,7 +40,7 @@ from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, is_proj
 from cairn.services.blobs import BlobService
 from cairn.store.database import Database
 from cairn.store.repositories.datasets import DatasetRepository
-from cairn.store.repositories.events import EventRepository, NewEvent
+from cairn.store.repositories.events import EventRepository, NewEvent, project_created_event
 from cairn.store.repositories.projects import ProjectRepository
 from cairn.store.repositories.runs import RunRepository
 
@@ -115,7 +115,7 @@ class DataService:
         profile = check_profile(profile) if profile is not None else None
         files = check_files(files, kind)
         if kind is DatasetKind.FILES:
-            self._check_stored(files)
+            self.blobs.check_stored((f.path, f.digest or "", f.size) for f in files)
         digest = manifest_digest(files, kind, source)
         with self.db.write() as tx:
             producer = _producer_pk(tx.conn, run_id)
@@ -146,15 +146,7 @@ class DataService:
             )
             events = []
             if project_created:
-                events.append(
-                    NewEvent(
-                        "project.created",
-                        "project",
-                        project,
-                        project_row.id,
-                        after={"name": project},
-                    )
-                )
+                events.append(project_created_event(project, project_row.id))
             if dataset_created:
                 events.append(
                     NewEvent("dataset.created", "dataset", f"{project}/{name}", project_row.id)
@@ -183,26 +175,6 @@ class DataService:
             made = repo.get_version(dataset_id, version, project, name)
         assert made is not None
         return made, True
-
-    def _check_stored(self, files: list[DatasetFile]) -> None:
-        """Every file's blob must be stored, at the size the manifest says."""
-        blobs = self.blobs.store
-        for index, item in enumerate(files):
-            assert item.digest is not None
-            try:
-                size = blobs.size(item.digest)
-            except NotFound:
-                raise Invalid(
-                    f"files[{index}] ({item.path}): blob {item.digest} has not been uploaded",
-                    field=f"files[{index}].digest",
-                    details={"digest": item.digest},
-                ) from None
-            if size != item.size:
-                raise Invalid(
-                    f"files[{index}] ({item.path}) says {item.size} bytes; "
-                    f"the stored blob has {size}",
-                    field=f"files[{index}].size",
-                )
 
     def resolve(self, ref: str, project: str | None = None) -> DatasetVersion:
         """``wine`` (latest), ``wine:2``, ``wine@<batch label>`` (newest with it), ``p/wine:2``."""

@@ -37,7 +37,7 @@ from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, is_proj
 from cairn.services.blobs import BlobService
 from cairn.store.database import Database
 from cairn.store.repositories.datasets import DatasetRepository
-from cairn.store.repositories.events import EventRepository, NewEvent
+from cairn.store.repositories.events import EventRepository, NewEvent, project_created_event
 from cairn.store.repositories.models import ModelRepository
 from cairn.store.repositories.projects import ProjectRepository
 from cairn.store.repositories.runs import RunRepository
@@ -146,7 +146,7 @@ class RegistryService:
             raise Invalid("signature must be an object of inputs and outputs", field="signature")
         clean_tags = _check_tags(tags)
         files = _check_files(files)
-        self._check_stored(files)
+        self.blobs.check_stored((f.path, f.digest, f.size) for f in files)
         digest = manifest_digest([_as_dataset_file(f) for f in files], "files", None)
         with self.db.write() as tx:
             project_row, project_created = ProjectRepository(tx.conn).ensure(project)
@@ -194,15 +194,7 @@ class RegistryService:
             )
             events = []
             if project_created:
-                events.append(
-                    NewEvent(
-                        "project.created",
-                        "project",
-                        project,
-                        project_row.id,
-                        after={"name": project},
-                    )
-                )
+                events.append(project_created_event(project, project_row.id))
             if model_created:
                 events.append(
                     NewEvent("model.created", "model", f"{project}/{name}", project_row.id)
@@ -228,23 +220,6 @@ class RegistryService:
             made = repo.get_version(model_id, version, project, name)
         assert made is not None
         return made
-
-    def _check_stored(self, files: list[ModelFile]) -> None:
-        store = self.blobs.store
-        for index, item in enumerate(files):
-            try:
-                size = store.size(item.digest)
-            except NotFound:
-                raise Invalid(
-                    f"files[{index}] ({item.path}): blob {item.digest} has not been uploaded",
-                    field=f"files[{index}].digest",
-                    details={"digest": item.digest},
-                ) from None
-            if size != item.size:
-                raise Invalid(
-                    f"files[{index}] ({item.path}) says {item.size} bytes; the blob has {size}",
-                    field=f"files[{index}].size",
-                )
 
     def _training_data(self, conn: Connection, run_id: str | None) -> tuple[int | None, list[str]]:
         """The source run's pk and the dataset versions it trained on (role ``train``)."""

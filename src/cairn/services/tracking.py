@@ -39,7 +39,7 @@ from cairn.services.batch_rules import check_batch
 from cairn.store.bulk import no_gc_pauses
 from cairn.store.database import Database, Tx
 from cairn.store.repositories.batches import BatchRepository
-from cairn.store.repositories.events import EventRepository, NewEvent
+from cairn.store.repositories.events import EventRepository, NewEvent, project_created_event
 from cairn.store.repositories.history import read_history
 from cairn.store.repositories.metrics import MetricRepository
 from cairn.store.repositories.projects import ProjectRepository
@@ -62,7 +62,7 @@ class TrackingService:
                 raise AlreadyExists(f"project {name!r} already exists", details={"project": name})
             EventRepository(tx.conn).add_many(
                 actor,
-                [NewEvent("project.created", "project", name, project.id, after={"name": name})],
+                [project_created_event(name, project.id)],
             )
         return project
 
@@ -143,15 +143,7 @@ class TrackingService:
                 project, created = projects.ensure(start.project)
                 project_ids[start.project] = project.id
                 if created:
-                    events.append(
-                        NewEvent(
-                            "project.created",
-                            "project",
-                            project.name,
-                            project.id,
-                            after={"name": project.name},
-                        )
-                    )
+                    events.append(project_created_event(project.name, project.id))
             project_id = project_ids[start.project]
             existing = known.get(item.run_id)
             if existing is None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from cairn.api.deps import ActorDep, DataDep
+from cairn.api.paths import version_ref
 from cairn.api.streaming import RANGE_RESPONSES, blob_response
 from cairn.schemas.datasets import (
     DatasetDiffOut,
@@ -22,14 +23,6 @@ from cairn.schemas.datasets import (
 )
 
 router = APIRouter(tags=["datasets"])
-
-
-def _ref(name: str, version: str) -> str:
-    if version == "latest":
-        return name
-    if version.startswith("@"):
-        return f"{name}{version}"
-    return f"{name}:{version}"
 
 
 @router.get("/projects/{project}/datasets", response_model=list[DatasetOut])
@@ -82,7 +75,7 @@ def list_dataset_versions(project: str, name: str, data: DataDep) -> list[Datase
 )
 def get_dataset_version(project: str, name: str, version: str, data: DataDep) -> DatasetVersionOut:
     """One version with its profile; ``version`` is a number, ``latest`` or ``@batch``."""
-    return DatasetVersionOut.of(data.resolve(_ref(name, version), project))
+    return DatasetVersionOut.of(data.resolve(version_ref(name, version), project))
 
 
 @router.get(
@@ -92,7 +85,7 @@ def get_dataset_version(project: str, name: str, version: str, data: DataDep) ->
 def list_dataset_files(
     project: str, name: str, version: str, data: DataDep, prefix: str | None = None
 ) -> DatasetFilesOut:
-    found, files = data.list_files(_ref(name, version), project, prefix)
+    found, files = data.list_files(version_ref(name, version), project, prefix)
     return DatasetFilesOut(
         version=DatasetVersionOut.of(found), files=[DatasetFileOut.of(f) for f in files]
     )
@@ -107,7 +100,7 @@ def download_dataset_file(
     project: str, name: str, version: str, path: str, request: Request, data: DataDep
 ) -> Response:
     """A stored file's bytes, streamed (``Range`` supported)."""
-    item = data.stored_file(_ref(name, version), path, project)
+    item = data.stored_file(version_ref(name, version), path, project)
     assert item.digest is not None
     return blob_response(
         request, data.blobs.store, item.digest, item.size, "application/octet-stream"
@@ -120,7 +113,7 @@ def download_dataset_file(
 )
 def dataset_version_runs(project: str, name: str, version: str, data: DataDep) -> list[RunUseOut]:
     """The runs that used this version, and in which role."""
-    uses = data.runs_using(_ref(name, version), project)
+    uses = data.runs_using(version_ref(name, version), project)
     return [RunUseOut(run_id=run_id, role=role) for run_id, role in uses]
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from cairn.api.deps import ActorDep, AliasesDep, RegistryDep
+from cairn.api.paths import version_ref
 from cairn.api.streaming import RANGE_RESPONSES, blob_response
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.errors import NotFound
@@ -35,14 +36,6 @@ _BASE = "/projects/{project}/models/{name}"
 
 def _comment(body: DecisionIn | None) -> str | None:
     return body.comment if body is not None else None
-
-
-def _ref(name: str, version: str) -> str:
-    if version == "latest":
-        return name
-    if version.startswith("@"):
-        return f"{name}{version}"
-    return f"{name}:{version}"
 
 
 @router.get("/projects/{project}/models", response_model=list[RegisteredModelOut])
@@ -88,12 +81,12 @@ def list_versions(project: str, name: str, registry: RegistryDep) -> list[ModelV
 
 @router.get(_BASE + "/versions/{version}", response_model=ModelVersionOut)
 def get_version(project: str, name: str, version: str, registry: RegistryDep) -> ModelVersionOut:
-    return ModelVersionOut.of(registry.resolve(_ref(name, version), project))
+    return ModelVersionOut.of(registry.resolve(version_ref(name, version), project))
 
 
 @router.get(_BASE + "/versions/{version}/files", response_model=ModelFilesOut)
 def list_files(project: str, name: str, version: str, registry: RegistryDep) -> ModelFilesOut:
-    found, files = registry.files(_ref(name, version), project)
+    found, files = registry.files(version_ref(name, version), project)
     return ModelFilesOut(
         version=ModelVersionOut.of(found),
         files=[ModelFileIn(path=f.path, digest=f.digest, size=f.size) for f in files],
@@ -109,7 +102,7 @@ def download_file(
     project: str, name: str, version: str, path: str, request: Request, registry: RegistryDep
 ) -> Response:
     clean = normalize_artifact_path(path)
-    found, files = registry.files(_ref(name, version), project)
+    found, files = registry.files(version_ref(name, version), project)
     item = next((f for f in files if f.path == clean), None)
     if item is None:
         raise NotFound(f"model version {found} has no file {clean!r}", details={"path": clean})
@@ -122,7 +115,7 @@ def download_file(
 def model_card(project: str, name: str, version: str, registry: RegistryDep) -> dict[str, Any]:
     """The model card: source run, params, metrics, training data, git, environment,
     signature, approval, files."""
-    return registry.model_card(_ref(name, version), project)
+    return registry.model_card(version_ref(name, version), project)
 
 
 @router.post(_BASE + "/versions/{version}/approve", response_model=ModelVersionOut)
@@ -135,7 +128,7 @@ def approve(
     body: DecisionIn | None = None,
 ) -> ModelVersionOut:
     return ModelVersionOut.of(
-        registry.approve(_ref(name, version), _comment(body), project=project, actor=actor)
+        registry.approve(version_ref(name, version), _comment(body), project=project, actor=actor)
     )
 
 
@@ -149,7 +142,7 @@ def reject(
     body: DecisionIn | None = None,
 ) -> ModelVersionOut:
     return ModelVersionOut.of(
-        registry.reject(_ref(name, version), _comment(body), project=project, actor=actor)
+        registry.reject(version_ref(name, version), _comment(body), project=project, actor=actor)
     )
 
 

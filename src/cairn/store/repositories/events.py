@@ -40,6 +40,11 @@ class NewEvent:
     after: dict[str, Any] | None = None
 
 
+def project_created_event(name: str, project_id: int) -> NewEvent:
+    """The event every path that makes a project on first use writes."""
+    return NewEvent("project.created", "project", name, project_id, after={"name": name})
+
+
 def _dump(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, default=str, allow_nan=True)
 
