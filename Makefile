@@ -13,7 +13,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(VENV)/.server-installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[server]'
+	$(PY) -m pip install -q -e '.[server,demo]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
@@ -23,7 +23,8 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 install-server: $(VENV)/.server-installed
 install-dev: $(VENV)/.dev-installed
 
-## run: install and start Cairn on the embedded default store (SQLite + local artifacts)
+## run: install and start Cairn on the embedded default store (SQLite + local artifacts);
+##      the demo's libraries come too, so `cairn demo` works right after
 run: install-server
 	@echo "Cairn: http://$(HOST):$(PORT)  (store: $(STORE))"
 	$(VENV)/bin/cairn server --host $(HOST) --port $(PORT) --store $(STORE)

@@ -22,6 +22,18 @@ def demo(project: str, uri: str) -> None:
       make run                                     # in one terminal
       cairn demo --uri http://127.0.0.1:5000       # then open http://127.0.0.1:5000
     """
+    import importlib.util
+
+    missing = [
+        name
+        for name in ("sklearn", "pandas", "numpy", "matplotlib")
+        if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise click.ClickException(
+            f"the demo trains models and needs {', '.join(missing)}: "
+            "pip install 'cairn[demo]' (make run installs it)"
+        )
     from cairn.client.fluent import Client
     from cairn.demo import fill
 
