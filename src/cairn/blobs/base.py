@@ -16,18 +16,17 @@ import contextlib
 import hashlib
 import io
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from cairn.domain.errors import CorruptBlob, Invalid, NotFound
+from cairn.domain.validation import is_sha256
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 CHUNK = 1024 * 1024
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +139,14 @@ class LimitedReader(io.RawIOBase):
 
 def check_digest(digest: object) -> str:
     """Return ``digest`` if it is a sha256 in lowercase hex, else raise ``Invalid``."""
-    if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
+    if not is_sha256(digest):
         raise Invalid("a blob digest is a sha256: 64 lowercase hex characters", field="digest")
     return digest
 
 
 def is_digest(name: str) -> bool:
     """Whether a stored name is a digest (listing skips anything else)."""
-    return _DIGEST.fullmatch(name) is not None
+    return is_sha256(name)
 
 
 def blob_not_found(digest: str) -> NotFound:

@@ -6,25 +6,17 @@ location), not over HTTP.
 
 from __future__ import annotations
 
-import getpass
-
 import click
 
 from cairn.cli.output import handle_errors, print_json
 from cairn.cli.projects import json_option
+from cairn.client.identity import login_name
 
 _STORE_HELP = "A folder, sqlite:///FILE or postgresql://…"
 _ARTIFACTS_HELP = (
     "The artifact store, when not the store's own folder (a PostgreSQL store needs it): "
     "a folder or s3://bucket/prefix."
 )
-
-
-def _actor() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): the audit log says "None"
-        return None
 
 
 @click.command("export")
@@ -87,7 +79,9 @@ def import_(
 
     db = Database(store, artifacts=artifacts)
     try:
-        report = import_project(db, BlobService(db).store, source, project=project, actor=_actor())
+        report = import_project(
+            db, BlobService(db).store, source, project=project, actor=login_name()
+        )
     finally:
         db.close()
     if as_json:

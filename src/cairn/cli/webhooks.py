@@ -8,7 +8,6 @@ serves that store.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -17,13 +16,7 @@ import click
 
 from cairn.cli.output import handle_errors, print_json, print_table
 from cairn.cli.projects import _check_store_exists, json_option, uri_option
-
-
-def _actor() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): the audit log says "None"
-        return None
+from cairn.client.identity import login_name
 
 
 class _Hooks(Protocol):
@@ -49,7 +42,7 @@ class _Remote:
         from cairn.client.http import HttpBackend
 
         self.backend = HttpBackend(uri)
-        actor = _actor()
+        actor = login_name()
         if actor:
             self.backend.http.headers["X-Cairn-Actor"] = actor
 
@@ -96,7 +89,7 @@ class _Local:
     ) -> dict[str, Any]:
         from cairn.schemas.webhooks import WebhookCreatedOut
 
-        hook = self.service.create(url, actions, project, secret, _actor())
+        hook = self.service.create(url, actions, project, secret, login_name())
         return WebhookCreatedOut.of(hook).model_dump(mode="json")
 
     def list_hooks(self, project: str | None) -> list[dict[str, Any]]:
@@ -105,7 +98,7 @@ class _Local:
         return [WebhookOut.of(h).model_dump(mode="json") for h in self.service.list(project)]
 
     def delete(self, webhook_id: int) -> None:
-        self.service.delete(webhook_id, _actor())
+        self.service.delete(webhook_id, login_name())
 
     def deliveries(self, webhook_id: int, status: str | None, limit: int) -> list[dict[str, Any]]:
         from cairn.schemas.webhooks import DeliveryOut

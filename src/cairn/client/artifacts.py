@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from cairn.client.transfer import sha256_of
 from cairn.domain.errors import CorruptBlob, Invalid
 
 _FIGURE_FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
@@ -101,7 +102,7 @@ def write_atomically(
     try:
         if source is not None:
             os.close(fd)
-            _check_digest(target.name, _hash_file(source, progress), digest)
+            _check_digest(target.name, sha256_of(source, progress)[0], digest)
             shutil.copyfile(source, tmp_name)
         else:
             with os.fdopen(fd, "wb", buffering=0) as out:
@@ -112,18 +113,6 @@ def write_atomically(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-
-
-def _hash_file(path: Path, progress: Callable[[int], None] | None) -> str:
-    hasher = hashlib.sha256()
-    buffer = bytearray(8 * 1024 * 1024)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as stream:
-        while n := stream.readinto(buffer):
-            hasher.update(view[:n])
-            if progress is not None:
-                progress(n)
-    return hasher.hexdigest()
 
 
 def _check_digest(name: str, actual: str, digest: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cairn.blobs import LocalBlobStore
+from cairn.client.identity import login_name
 from cairn.client.transfer import LocalFile, Progress, counting_reader
 from cairn.domain.audit import EventPage
 from cairn.domain.datasets import (
@@ -52,13 +52,6 @@ from cairn.store.database import Database
 _COPY_CHUNK = 8 * 1024 * 1024
 
 
-def _actor() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): the audit log says "None"
-        return None
-
-
 class EmbeddedBackend:
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -76,7 +69,7 @@ class EmbeddedBackend:
         self.predictions = PredictionService(self.db, self.registry)
         self.monitoring = MonitoringService(self.db, self.registry, self.data, self.aliases)
         self.experiments = ExperimentService(self.db, self.registry, self.aliases)
-        self.actor = _actor()
+        self.actor = login_name()
 
     def log_batch(self, batch: Batch) -> BatchResult:
         return self.tracking.log_batch(batch, self.actor)

@@ -8,7 +8,6 @@ turned back into ``NotFound``, ``Invalid`` …); an unreachable server or a 5xx 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from cairn._version import __version__
+from cairn.client.identity import login_name
 from cairn.client.transfer import LocalFile, Progress, counting_reader
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.audit import EventPage
@@ -144,13 +144,6 @@ def _dataset_ref(ref: str, project: str) -> tuple[str, str, str]:
     return parsed.project or project, parsed.name, segment
 
 
-def _login_name() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): the audit log says "None"
-        return None
-
-
 def _model_url(project: str, name: str) -> str:
     return f"/projects/{quote(project, safe='')}/models/{quote(name, safe='')}"
 
@@ -213,7 +206,7 @@ class HttpBackend:
     def __init__(self, uri: str, *, token: str | None = None) -> None:
         self.uri = uri.rstrip("/")
         headers = {"User-Agent": f"cairn-python/{__version__}"}
-        actor = _login_name()
+        actor = login_name()
         if actor:
             headers["X-Cairn-Actor"] = actor  # who did it, for the audit log (tokens: later)
         token = token or os.environ.get("CAIRN_TOKEN")

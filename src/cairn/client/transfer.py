@@ -44,6 +44,15 @@ def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
         if progress is not None:
             progress(before.st_size)
         return cached, before.st_size
+    digest, size = sha256_of(path, progress)
+    after = os.stat(path)
+    if size == after.st_size and after.st_mtime_ns == before.st_mtime_ns:
+        hash_cache.remember(path, after, digest)  # only what was stable while we read
+    return digest, size
+
+
+def sha256_of(path: Path, progress: Progress | None = None) -> tuple[str, int]:
+    """The sha256 (hex) and size of a file's bytes as they are now: no cache."""
     hasher = hashlib.sha256()
     size = 0
     buffer = bytearray(READ_CHUNK)
@@ -54,11 +63,7 @@ def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
             size += n
             if progress is not None:
                 progress(n)
-    digest = hasher.hexdigest()
-    after = os.stat(path)
-    if size == after.st_size and after.st_mtime_ns == before.st_mtime_ns:
-        hash_cache.remember(path, after, digest)  # only what was stable while we read
-    return digest, size
+    return hasher.hexdigest(), size
 
 
 def local_file(

@@ -20,6 +20,7 @@ from typing import Any
 
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.errors import Invalid
+from cairn.domain.validation import is_sha256
 
 MAX_FILES = 1_000_000
 MAX_ETAG_LENGTH = 250
@@ -150,14 +151,14 @@ def check_files(files: list[DatasetFile], kind: DatasetKind) -> list[DatasetFile
         if isinstance(item.size, bool) or not isinstance(item.size, int) or item.size < 0:
             raise Invalid(f"{where}.size must be a whole number >= 0", field=f"{where}.size")
         if kind is DatasetKind.FILES:
-            if item.digest is None or not _is_digest(item.digest):
+            if item.digest is None or not is_sha256(item.digest):
                 raise Invalid(
                     f"{where}.digest must be a sha256 (64 lowercase hex characters)",
                     field=f"{where}.digest",
                 )
             etag = None
         else:
-            if item.digest is not None and not _is_digest(item.digest):
+            if item.digest is not None and not is_sha256(item.digest):
                 raise Invalid(f"{where}.digest must be a sha256 or absent", field=f"{where}.digest")
             etag = item.etag
             if etag is not None and (
@@ -231,9 +232,3 @@ def diff_manifests(
         != (after[path].digest, after[path].size, after[path].etag)
     ]
     return added, removed, changed
-
-
-def _is_digest(value: object) -> bool:
-    return (
-        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from cairn.domain.errors import Invalid
 
@@ -92,6 +92,25 @@ def check_storable(value: str, field: str) -> str:
     except UnicodeEncodeError:
         raise Invalid(f"{field} is not valid Unicode (a lone surrogate)", field=field) from None
     return value
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(value: object) -> TypeGuard[str]:
+    """A sha256 as Cairn names blobs: 64 lowercase hex characters."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def check_name(name: object, what: str, field: str = "name") -> str:
+    """A dataset, model or endpoint name: the project-name rules, named for what it is."""
+    if not isinstance(name, str) or not is_project_name(name):
+        raise Invalid(
+            f"{what} name {name!r} must start with a letter or digit and hold only letters, "
+            f"digits, '_', '-' and '.' (at most {LIMITS['project_name_length']} characters)",
+            field=field,
+        )
+    return name
 
 
 def is_project_name(name: str) -> bool:

@@ -36,23 +36,13 @@ from cairn.domain.datasets import (
 from cairn.domain.errors import Invalid, NotFound
 from cairn.domain.profiles import check_profile, diff_profiles
 from cairn.domain.refs import RefKind, parse_ref
-from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, is_project_name
+from cairn.domain.validation import DEFAULT_PROJECT, check_name, check_project_name
 from cairn.services.blobs import BlobService
 from cairn.store.database import Database
 from cairn.store.repositories.datasets import DatasetRepository
 from cairn.store.repositories.events import EventRepository, NewEvent, project_created_event
 from cairn.store.repositories.projects import ProjectRepository
 from cairn.store.repositories.runs import RunRepository
-
-
-def check_dataset_name(name: object) -> str:
-    if not isinstance(name, str) or len(name) > 250 or not is_project_name(name):
-        raise Invalid(
-            f"dataset name {name!r} must start with a letter or digit and hold only "
-            "letters, digits, '_', '-' and '.' (at most 250 characters)",
-            field="name",
-        )
-    return name
 
 
 def _not_found(project: str, name: str, version: int | None = None) -> NotFound:
@@ -100,7 +90,7 @@ class DataService:
         Content that is already a version keeps the producer it has: the first wins.
         """
         check_project_name(project)
-        check_dataset_name(name)
+        check_name(name, "dataset")
         try:
             kind = DatasetKind(kind)
         except ValueError:

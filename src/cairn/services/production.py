@@ -32,23 +32,13 @@ from cairn.domain.production import (
     check_variants,
 )
 from cairn.domain.records import datetime_to_ms, ms_to_datetime, now_ms
-from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, is_project_name
+from cairn.domain.validation import DEFAULT_PROJECT, check_name, check_project_name
 from cairn.services.registry import RegistryService, locate
 from cairn.store.database import Database
 from cairn.store.repositories.events import EventRepository, NewEvent
 from cairn.store.repositories.models import ModelRepository
 from cairn.store.repositories.production import ProductionRepository
 from cairn.store.repositories.projects import ProjectRepository
-
-
-def check_endpoint_name(name: object) -> str:
-    if not isinstance(name, str) or len(name) > 250 or not is_project_name(name):
-        raise Invalid(
-            f"endpoint name {name!r} must start with a letter or digit and hold only letters, "
-            "digits, '_', '-' and '.'",
-            field="name",
-        )
-    return name
 
 
 def endpoint_not_found(project: str, name: str) -> NotFound:
@@ -101,7 +91,7 @@ class EndpointService:
     ) -> Endpoint:
         """An endpoint serving its variants by weight; every target must resolve now."""
         check_project_name(project)
-        check_endpoint_name(name)
+        check_name(name, "endpoint")
         check_variants(variants)
         description = check_optional_text(description, "description", 10_000) or ""
         for index, variant in enumerate(variants):

@@ -33,7 +33,7 @@ from cairn.domain.models import (
 from cairn.domain.records import Run
 from cairn.domain.refs import RefKind, parse_ref
 from cairn.domain.semver import ModelTraits, next_semver, semver_key
-from cairn.domain.validation import DEFAULT_PROJECT, check_project_name, is_project_name
+from cairn.domain.validation import DEFAULT_PROJECT, check_name, check_project_name
 from cairn.services.blobs import BlobService
 from cairn.store.database import Database
 from cairn.store.repositories.datasets import DatasetRepository
@@ -51,16 +51,6 @@ class Located:
     project_id: int
     name: str
     model_id: int
-
-
-def check_model_name(name: object) -> str:
-    if not isinstance(name, str) or len(name) > 250 or not is_project_name(name):
-        raise Invalid(
-            f"model name {name!r} must start with a letter or digit and hold only letters, "
-            "digits, '_', '-' and '.' (at most 250 characters)",
-            field="name",
-        )
-    return name
 
 
 def model_not_found(project: str, name: str, what: str | None = None) -> NotFound:
@@ -134,7 +124,7 @@ class RegistryService:
     ) -> ModelVersion:
         """A new version of ``name`` from files already in the blob store."""
         check_project_name(project)
-        check_model_name(name)
+        check_name(name, "model")
         if flavor not in KNOWN_FLAVORS:
             raise Invalid(
                 f"flavor {flavor!r} is not one Cairn can load: use {', '.join(KNOWN_FLAVORS)}",

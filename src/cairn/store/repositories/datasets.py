@@ -18,6 +18,7 @@ from cairn.domain.datasets import (
 )
 from cairn.domain.records import ms_to_datetime, now_ms
 from cairn.store.bulk import executemany
+from cairn.store.named import ensure_named, find_named, lock_row
 from cairn.store.tables import (
     DatasetFileRow,
     DatasetRow,
@@ -69,31 +70,15 @@ class DatasetRepository:
     # -- datasets -----------------------------------------------------------------------
 
     def find_id(self, project_id: int, name: str) -> int | None:
-        stmt = select(_D.c.id).where(_D.c.project_id == project_id, _D.c.name == name)
-        return cast(int | None, self.conn.execute(stmt).scalar())
+        return find_named(self.conn, _D, project_id, name)
 
     def ensure(self, project_id: int, name: str) -> tuple[int, bool]:
         """The dataset's id, created when missing; True when this call created it."""
-        existing = self.find_id(project_id, name)
-        if existing is not None:
-            return existing, False
-        stmt = (
-            self._insert(_D)
-            .values(project_id=project_id, name=name, description="", created_at=now_ms())
-            .on_conflict_do_nothing(index_elements=["project_id", "name"])
-            .returning(_D.c.id)
-        )
-        created = self.conn.execute(stmt).scalar()
-        if created is not None:
-            return int(created), True
-        found = self.find_id(project_id, name)
-        assert found is not None
-        return found, False
+        return ensure_named(self.conn, _D, project_id, name)
 
     def lock(self, dataset_id: int) -> None:
         """Serialise version numbering of one dataset (PostgreSQL: a row lock)."""
-        if self.conn.dialect.name == "postgresql":
-            self.conn.execute(select(_D.c.id).where(_D.c.id == dataset_id).with_for_update())
+        lock_row(self.conn, _D, dataset_id)
 
     def list_datasets(self, project_id: int, project: str) -> list[Dataset]:
         stats = (

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from cairn.domain.models import AliasMove, Approval, ModelFile, ModelVersion, RegisteredModel
 from cairn.domain.records import ms_to_datetime, now_ms
 from cairn.store.bulk import executemany
+from cairn.store.named import ensure_named, find_named, lock_row
 from cairn.store.tables import (
     AliasMoveRow,
     ModelAliasRow,
@@ -47,30 +48,15 @@ class ModelRepository:
     # -- models -------------------------------------------------------------------------
 
     def find_id(self, project_id: int, name: str) -> int | None:
-        stmt = select(_M.c.id).where(_M.c.project_id == project_id, _M.c.name == name)
-        return cast(int | None, self.conn.execute(stmt).scalar())
+        return find_named(self.conn, _M, project_id, name)
 
     def ensure(self, project_id: int, name: str) -> tuple[int, bool]:
-        existing = self.find_id(project_id, name)
-        if existing is not None:
-            return existing, False
-        stmt = (
-            self._insert(_M)
-            .values(project_id=project_id, name=name, description="", created_at=now_ms())
-            .on_conflict_do_nothing(index_elements=["project_id", "name"])
-            .returning(_M.c.id)
-        )
-        made = self.conn.execute(stmt).scalar()
-        if made is not None:
-            return int(made), True
-        found = self.find_id(project_id, name)
-        assert found is not None
-        return found, False
+        """The model's id, created when missing; True when this call created it."""
+        return ensure_named(self.conn, _M, project_id, name)
 
     def lock(self, model_id: int) -> None:
-        """Serialise version numbering and alias moves of one model (PostgreSQL)."""
-        if self.conn.dialect.name == "postgresql":
-            self.conn.execute(select(_M.c.id).where(_M.c.id == model_id).with_for_update())
+        """Serialise version numbering of one model (PostgreSQL: a row lock)."""
+        lock_row(self.conn, _M, model_id)
 
     def set_description(self, model_id: int, description: str) -> None:
         self.conn.execute(_M.update().where(_M.c.id == model_id).values(description=description))
