@@ -34,3 +34,8 @@ class Settings:
     presigned_uploads: bool = field(
         default_factory=lambda: _env_bool("CAIRN_PRESIGNED_UPLOADS", True)
     )
+    # Require a signed-in user or an API token on every route but /healthz. Off only for
+    # a single user on loopback (``cairn server`` turns it on otherwise).
+    auth: bool = field(default_factory=lambda: _env_bool("CAIRN_AUTH", False))
+    # The session cookie is ``Secure``: browsers send it over HTTPS, and to localhost.
+    cookie_secure: bool = field(default_factory=lambda: _env_bool("CAIRN_COOKIE_SECURE", True))

@@ -28,6 +28,6 @@ def test_a_public_bind_without_auth_is_refused(tmp_path: Path) -> None:
         cli, ["server", "--host", "0.0.0.0", "--store", str(tmp_path / "store")]
     )
     assert result.exit_code == 2
-    assert "refusing to serve on 0.0.0.0" in result.output
-    assert "--insecure-no-auth" in result.output
+    assert "authentication is required on 0.0.0.0" in result.output
+    assert "cairn users create NAME --admin" in result.output
     assert not (tmp_path / "store").exists()  # refused before anything was touched

@@ -22,6 +22,7 @@ from cairn.api.routes import (
     datasets,
     events,
     health,
+    identities,
     lineage,
     models,
     production,
@@ -31,12 +32,14 @@ from cairn.api.routes import (
     webhooks,
 )
 from cairn.api.routes import monitoring as monitoring_routes
+from cairn.auth import check_guarded, install_auth
 from cairn.services.aliases import AliasService
 from cairn.services.artifacts import ArtifactService
 from cairn.services.audit import AuditService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
 from cairn.services.experiments import ExperimentService
+from cairn.services.identities import IdentityService
 from cairn.services.lineage import LineageService
 from cairn.services.monitoring import MonitoringService, rollback_check_interval
 from cairn.services.production import EndpointService, PredictionService
@@ -143,11 +146,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
+    install_auth(app, IdentityService(db), db)
+    modules = (
+        *(projects, runs, batches, artifacts, blobs, uploads, datasets, models, webhooks),
+        *(lineage, events, production, monitoring_routes, identities),
+    )
+    check_guarded([health.router, *(m.router for m in modules)])
     app.include_router(health.router)
-    routers = (projects, runs, batches, artifacts, blobs, uploads, datasets, models, webhooks)
-    for module in (*routers, lineage, events, production):
+    for module in modules:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
-    app.include_router(monitoring_routes.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     install_openapi(app)
     install_ui(app, status_for)  # the web UI at /, after the API so /api/v1 wins
     return app

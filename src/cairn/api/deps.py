@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from cairn.auth import principal
 from cairn.services.aliases import AliasService
 from cairn.services.artifacts import ArtifactService
 from cairn.services.audit import AuditService
@@ -92,9 +93,9 @@ def get_experiments(request: Request) -> ExperimentService:
 
 
 def get_actor(request: Request) -> str | None:
-    """Who is calling. Until accounts exist, the client's word (``X-Cairn-Actor``)."""
-    actor = request.headers.get("x-cairn-actor")
-    return actor[:250] if actor else None
+    """Who is calling, for the audit log: the signed-in user or the token's owner; on a
+    server without authentication, the client's word (``X-Cairn-Actor``)."""
+    return principal(request).name
 
 
 TrackingDep = Annotated[TrackingService, Depends(get_tracking)]

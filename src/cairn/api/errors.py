@@ -65,7 +65,11 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 async def _cairn_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CairnError)
-    return error_response(**exc.to_dict())
+    response = error_response(**exc.to_dict())
+    wait = exc.details.get("retry_after_s")
+    if exc.code == "rate_limited" and isinstance(wait, int):
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

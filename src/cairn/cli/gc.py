@@ -7,7 +7,6 @@ location), not over HTTP, and is safe while a server writes: see ``cairn.service
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import click
 
@@ -113,13 +112,7 @@ def gc(dry_run: bool, grace: str, store: str, artifacts: str | None, as_json: bo
 
 def _check_store_exists(store: str) -> None:
     """Opening a path that holds no store would create one: gc there is a typo."""
-    from sqlalchemy.engine import make_url
+    from cairn.store.engine import store_exists
 
-    from cairn.store.engine import resolve_store
-
-    url = resolve_store(store).database_url
-    if not url.startswith("sqlite"):
-        return
-    path = make_url(url).database
-    if path and not Path(path).is_file():
+    if not store_exists(store):
         raise NotFound(f"no Cairn store at {store}: pass --store", details={"store": store})

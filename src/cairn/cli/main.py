@@ -22,6 +22,7 @@ from cairn.cli.runs import runs
 from cairn.cli.serve import serve
 from cairn.cli.server import server
 from cairn.cli.sync import sync
+from cairn.cli.users import tokens, users
 from cairn.cli.webhooks import webhooks
 
 
@@ -50,6 +51,8 @@ cli.add_command(export)
 cli.add_command(import_)
 cli.add_command(sync)
 cli.add_command(demo)
+cli.add_command(users)
+cli.add_command(tokens)
 if "promote" not in endpoints.commands:  # ``cairn endpoints promote`` is ``cairn ab promote``
     endpoints.add_command(ab_promote, "promote")
 

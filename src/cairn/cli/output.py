@@ -26,6 +26,7 @@ EXIT_CODES: dict[str, int] = {
     "unavailable": 7,
     "schema_outdated": 8,
     "too_large": 9,
+    "rate_limited": 10,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

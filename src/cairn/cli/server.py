@@ -37,6 +37,35 @@ def is_loopback(host: str) -> bool:
     )
 
 
+def _decide_auth(
+    host: str, store: str, asked: bool | None, insecure_no_auth: bool, has_users: bool
+) -> bool:
+    """Whether to require authentication; refuses the combinations that would expose data."""
+    loopback = is_loopback(host)
+    if insecure_no_auth:
+        if not loopback:
+            click.secho(
+                f"WARNING: serving on {host} with NO authentication (--insecure-no-auth): "
+                "anyone who can reach this address can read and change everything.",
+                fg="red",
+                bold=True,
+                err=True,
+            )
+        return False
+    if asked is False and not loopback:
+        raise click.UsageError(
+            f"refusing to serve on {host} without authentication: anyone who can reach it "
+            "could read and change everything. Pass --insecure-no-auth if that is meant."
+        )
+    auth = asked if asked is not None else (has_users or not loopback)
+    if auth and not has_users:
+        raise click.UsageError(
+            f"authentication is required on {host}, but the store has no users yet. Create "
+            f"an admin first:  cairn users create NAME --admin --store {store}"
+        )
+    return auth
+
+
 def app_from_env() -> Any:
     """Factory for uvicorn workers: settings travel in ``CAIRN_*`` environment variables."""
     from cairn.api.app import create_app
@@ -78,10 +107,16 @@ except ImportError:  # the [server] extra is not installed; `cairn server` says 
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 @click.option(
+    "--auth/--no-auth",
+    default=None,
+    help="Require sign-in or an API token. Default: on when the store has users or the "
+    "address is not loopback.",
+)
+@click.option(
     "--insecure-no-auth",
     is_flag=True,
-    help="Serve on a non-loopback address with no authentication (anyone who can reach it "
-    "can read and change everything).",
+    help="Serve with no authentication even on a non-loopback address (anyone who can reach "
+    "it can read and change everything).",
 )
 @handle_errors
 def server(
@@ -91,35 +126,35 @@ def server(
     artifacts: str | None,
     workers: int,
     log_level: str,
+    auth: bool | None,
     insecure_no_auth: bool,
 ) -> None:
     """Start the Cairn server (REST API under /api/v1, OpenAPI at /openapi.json, UI at /).
 
-    It binds to loopback by default. Cairn has no accounts yet, so binding to any other
-    address is refused unless ``--insecure-no-auth`` says that is really meant.
+    It binds to loopback by default, open to its one local user until the store has
+    accounts (``cairn users create NAME --admin``); from then on, and on any other address,
+    every request needs a signed-in user or an API token. ``--insecure-no-auth`` serves
+    a non-loopback address open, and says so loudly.
     """
-    if not is_loopback(host):
-        if not insecure_no_auth:
-            raise click.UsageError(
-                f"refusing to serve on {host}: Cairn has no authentication yet, so anyone who "
-                "can reach this address could read and change everything. Bind to 127.0.0.1 "
-                "(and put an authenticating proxy in front), or pass --insecure-no-auth."
-            )
-        click.secho(
-            f"WARNING: serving on {host} with NO authentication (--insecure-no-auth): anyone "
-            "who can reach this address can read and change everything.",
-            fg="red",
-            bold=True,
-            err=True,
-        )
     try:
         import uvicorn
     except ImportError:
         raise click.ClickException(
             "the server needs the extra: pip install 'cairn[server]'"
         ) from None
+    from cairn.services.identities import IdentityService
     from cairn.store.database import Database
+    from cairn.store.engine import store_exists
 
+    has_users = False
+    if store_exists(store):  # a store not there yet has no users, and is not made here
+        db = Database(store, auto_upgrade=False)
+        try:
+            has_users = IdentityService(db).has_users()
+        finally:
+            db.close()
+    auth = _decide_auth(host, store, auth, insecure_no_auth, has_users)
+    os.environ["CAIRN_AUTH"] = "1" if auth else "0"
     # Check the schema here, once, so an old store stops the server with a clear message.
     Database(store, auto_upgrade=False).close()
     os.environ.update(
@@ -132,7 +167,8 @@ def server(
     )
     if artifacts:
         os.environ["CAIRN_ARTIFACTS"] = artifacts
-    click.echo(f"Cairn is serving {store} at http://{host}:{port}  (API docs: /docs)")
+    how = "sign-in or API token required" if auth else "open, no authentication"
+    click.echo(f"Cairn is serving {store} at http://{host}:{port}  (API docs: /docs; {how})")
     uvicorn.run(
         "cairn.cli.server:app_from_env",
         factory=True,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cairn.domain.errors import CairnError, Unavailable
+from cairn.domain.errors import CairnError, Forbidden, Unauthenticated, Unavailable
 from cairn.domain.ids import new_ulid
 from cairn.domain.records import Batch, MetricSeries, RunBatch, RunEnd, RunStart
 
@@ -203,6 +203,14 @@ class Batcher:
         except Unavailable as exc:
             log.warning("cairn: server unavailable (%s); batch kept in the local spool", exc)
             self._to_spool(batch)
+        except (Unauthenticated, Forbidden) as exc:
+            # A token that expired or lost its role mid-run: keep what was logged, so a
+            # `cairn sync` with a good CAIRN_TOKEN sends it later.
+            log.error(
+                "cairn: %s; batch kept in the local spool (fix CAIRN_TOKEN, then `cairn sync`)",
+                exc.message,
+            )
+            self._to_spool(batch)
         except CairnError as exc:
             self._refused(batch, exc)
 
@@ -228,7 +236,7 @@ class Batcher:
             batch = self._spooled[0]
             try:
                 self._send(batch)
-            except Unavailable as exc:
+            except (Unavailable, Unauthenticated, Forbidden) as exc:
                 log.warning("cairn: resend failed (%s); next try in %.1fs", exc, self._resend_delay)
                 self._resend_at = time.monotonic() + self._resend_delay
                 self._resend_delay = min(self._resend_delay * 2, RESEND_MAX_S)

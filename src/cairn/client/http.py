@@ -208,7 +208,7 @@ class HttpBackend:
         headers = {"User-Agent": f"cairn-python/{__version__}"}
         actor = login_name()
         if actor:
-            headers["X-Cairn-Actor"] = actor  # who did it, for the audit log (tokens: later)
+            headers["X-Cairn-Actor"] = actor  # the audit actor on a server without accounts
         token = token or os.environ.get("CAIRN_TOKEN")
         if token:
             headers["Authorization"] = f"Bearer {token}"

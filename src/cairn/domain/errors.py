@@ -14,6 +14,7 @@ envelope back into the same class, so ``except NotFound`` works embedded and rem
     ├── Conflict               conflict    409   e.g. a param logged again with another value
     ├── MethodNotAllowed       method_not_allowed 405 (HTTP only)
     ├── TooLarge               too_large   413
+    ├── RateLimited            rate_limited 429  too many failed sign-ins
     ├── SchemaOutdated         schema_outdated 503  the store needs ``cairn db upgrade``
     ├── CorruptBlob            corrupt     500   stored bytes no longer match their digest
     └── Unavailable            unavailable 503   the server cannot be reached (client side)
@@ -85,6 +86,12 @@ class TooLarge(CairnError):
     code = "too_large"
 
 
+class RateLimited(CairnError):
+    """Too many failed sign-ins from one place: ``details["retry_after_s"]`` says when."""
+
+    code = "rate_limited"
+
+
 class SchemaOutdated(CairnError):
     code = "schema_outdated"
 
@@ -111,6 +118,7 @@ ERRORS_BY_CODE: dict[str, type[CairnError]] = {
         AlreadyExists,
         Conflict,
         TooLarge,
+        RateLimited,
         SchemaOutdated,
         Unavailable,
         CorruptBlob,

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from cairn.store.engine import StoreLocation, make_engine, resolve_store
 from cairn.store.schema import ensure_schema
@@ -72,6 +73,8 @@ class Database:
         self.engine: Engine = make_engine(self.location.database_url)
         self.dialect = self.engine.dialect.name
         self.metric_keys = KeyCache()
+        self.closed = False
+        event.listen(self.engine, "checkin", self._on_checkin)
         try:
             ensure_schema(self.engine, auto_upgrade=auto_upgrade)
         except BaseException:
@@ -93,5 +96,14 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def _on_checkin(self, dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+        """A connection still checked out when the database closed goes back to a pool
+        that no one will use again: close it now rather than leave it to the garbage
+        collector (which psycopg rightly reports as a leak). Should the database be used
+        after all, the next checkout opens a fresh connection."""
+        if self.closed and dbapi_connection is not None:
+            record.invalidate()
+
     def close(self) -> None:
+        self.closed = True
         self.engine.dispose()

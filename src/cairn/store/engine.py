@@ -86,3 +86,15 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "postgresql":
         return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     raise Invalid(f"unsupported database {url.get_backend_name()!r}", field="store")
+
+
+def store_exists(uri: str | os.PathLike[str]) -> bool:
+    """Whether a SQLite store is already there (opening one that is not creates it).
+    A server database (PostgreSQL) is taken to exist: connecting tells."""
+    from sqlalchemy.engine import make_url
+
+    url = resolve_store(uri).database_url
+    if not url.startswith("sqlite"):
+        return True
+    path = make_url(url).database
+    return not path or path == ":memory:" or Path(path).is_file()

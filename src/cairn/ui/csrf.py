@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import parse_qs
 
 from fastapi import Request, Response
 
-from cairn.domain.errors import Forbidden
+from cairn.domain.errors import Forbidden, Invalid
 
 COOKIE = "cairn_csrf"
 FIELD = "csrf"
+MAX_FORM_BYTES = 64 * 1024
 
 
 def token_of(request: Request) -> tuple[str, bool]:
@@ -37,3 +39,13 @@ def check(request: Request, submitted: str | None) -> None:
         raise Forbidden(
             "this form has expired or did not come from Cairn: reload the page and try again"
         )
+
+
+async def checked_form(request: Request) -> dict[str, str]:
+    """The POSTed form's fields (first value each), once its CSRF token checks out."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise Invalid("the form is too large", field="form")
+    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    check(request, form.get(FIELD, [""])[0])
+    return {key: values[0] for key, values in form.items()}

@@ -8,9 +8,20 @@ from importlib.resources import files
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from cairn.auth import check_guarded
 from cairn.ui import vendor
 from cairn.ui.render import UiState, build_environment
-from cairn.ui.views import compare, datasets, endpoints, lineage, models, projects, run, runs
+from cairn.ui.views import (
+    account,
+    compare,
+    datasets,
+    endpoints,
+    lineage,
+    models,
+    projects,
+    run,
+    runs,
+)
 
 
 def install_ui(app: FastAPI, status_for: Callable[[str], int]) -> None:
@@ -18,6 +29,8 @@ def install_ui(app: FastAPI, status_for: Callable[[str], int]) -> None:
     static = files("cairn.ui") / "static"
     app.state.ui = UiState(build_environment(), status_for, vendor.PlotlyAsset.find())
     app.mount("/ui/static", StaticFiles(directory=str(static)), name="ui-static")
+    pages = (projects, runs, run, compare, models, datasets, lineage, endpoints, account)
+    check_guarded([vendor.router, *(m.router for m in pages)])
     app.include_router(vendor.router)
-    for module in (projects, runs, run, compare, models, datasets, lineage, endpoints):
+    for module in pages:
         app.include_router(module.router)

@@ -12,12 +12,12 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cairn._version import __version__
-from cairn.domain.errors import CairnError
+from cairn.domain.errors import CairnError, Unauthenticated
 from cairn.ui import csrf
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     html = ui.env.get_template(template).render(
         request=request,
         csrf_token=token,
+        who=getattr(request.state, "principal", None),
         plotly_url=ui.plotly.url,
         **context,
     )
@@ -77,6 +78,18 @@ def error_page(request: Request, code: str, message: str, status: int) -> HTMLRe
     )
 
 
+def local_target(target: str | None) -> str:
+    """A path on this site to go back to, never another site (``//evil``, ``https:``)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(url("/login", next=local_target(here)), status_code=303)
+
+
 class PageRoute(APIRoute):
     """A route whose errors become pages: a missing run is a 404 page, not JSON."""
 
@@ -86,6 +99,8 @@ class PageRoute(APIRoute):
         async def page(request: Request) -> Response:
             try:
                 return await handler(request)
+            except Unauthenticated:
+                return sign_in_redirect(request)
             except CairnError as exc:
                 status = request.app.state.ui.status_for(exc.code)
                 message = exc.message if status < 500 else "Something went wrong on the server."

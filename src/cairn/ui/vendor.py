@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 
+from cairn.auth import On, guard
 from cairn.domain.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -51,7 +52,7 @@ class PlotlyAsset:
             return self._gzipped
 
 
-@router.get("/ui/vendor/plotly.min.js")
+@router.get("/ui/vendor/plotly.min.js", dependencies=[guard(On.PUBLIC)])
 def plotly_js(request: Request) -> Response:
     asset: PlotlyAsset = request.app.state.ui.plotly
     if asset.path is None:

@@ -13,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn.api.deps import ActorDep, ArtifactsDep
 from cairn.api.streaming import RANGE_RESPONSES, RAW_BODY, blob_response, body_stream
+from cairn.auth import On, guard
+from cairn.domain.access import Role
 from cairn.schemas.artifacts import ArtifactOut, ArtifactRecordIn
 
 router = APIRouter(tags=["artifacts"])
@@ -23,6 +25,7 @@ router = APIRouter(tags=["artifacts"])
     response_model=ArtifactOut,
     status_code=201,
     openapi_extra=RAW_BODY,
+    dependencies=[guard(On.RUN, Role.EDITOR)],
 )
 async def upload_artifact(
     run_id: str, path: str, request: Request, artifacts: ArtifactsDep, actor: ActorDep
@@ -49,7 +52,11 @@ async def upload_artifact(
     return ArtifactOut.of(entry)
 
 
-@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut])
+@router.get(
+    "/runs/{run_id}/artifacts",
+    response_model=list[ArtifactOut],
+    dependencies=[guard(On.RUN, Role.VIEWER)],
+)
 def list_artifacts(
     run_id: str, artifacts: ArtifactsDep, prefix: str | None = None
 ) -> list[ArtifactOut]:
@@ -57,7 +64,12 @@ def list_artifacts(
     return [ArtifactOut.of(e) for e in artifacts.list_artifacts(run_id, prefix)]
 
 
-@router.post("/runs/{run_id}/artifacts", response_model=list[ArtifactOut], status_code=201)
+@router.post(
+    "/runs/{run_id}/artifacts",
+    response_model=list[ArtifactOut],
+    status_code=201,
+    dependencies=[guard(On.RUN, Role.EDITOR)],
+)
 def record_artifacts(
     run_id: str, body: list[ArtifactRecordIn], artifacts: ArtifactsDep, actor: ActorDep
 ) -> list[ArtifactOut]:
@@ -73,6 +85,7 @@ def record_artifacts(
     "/runs/{run_id}/artifacts/{path:path}",
     response_class=StreamingResponse,
     responses=RANGE_RESPONSES,
+    dependencies=[guard(On.RUN, Role.VIEWER)],
 )
 def download_artifact(
     run_id: str, path: str, request: Request, artifacts: ArtifactsDep

@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn.api.deps import BlobsDep
 from cairn.api.streaming import RAW_BODY, body_stream
+from cairn.auth import On, guard
+from cairn.domain.access import Role
 from cairn.schemas.datasets import (
     BlobOut,
     DigestsIn,
@@ -23,13 +25,21 @@ from cairn.schemas.datasets import (
 router = APIRouter(tags=["blobs"])
 
 
-@router.post("/blobs/missing", response_model=DigestsOut)
+@router.post(
+    "/blobs/missing", response_model=DigestsOut, dependencies=[guard(On.SOMEWHERE, Role.EDITOR)]
+)
 def missing_blobs(body: DigestsIn, blobs: BlobsDep) -> DigestsOut:
     """The digests among those given that the store does not hold yet."""
     return DigestsOut(missing=blobs.missing(body.digests))
 
 
-@router.put("/blobs/{digest}", response_model=BlobOut, status_code=201, openapi_extra=RAW_BODY)
+@router.put(
+    "/blobs/{digest}",
+    response_model=BlobOut,
+    status_code=201,
+    openapi_extra=RAW_BODY,
+    dependencies=[guard(On.SOMEWHERE, Role.EDITOR)],
+)
 async def put_blob(digest: str, request: Request, blobs: BlobsDep) -> BlobOut:
     """Store the raw body under its sha256, which must equal ``digest`` (else nothing is
     stored). Sending bytes already stored is harmless."""
@@ -42,6 +52,7 @@ async def put_blob(digest: str, request: Request, blobs: BlobsDep) -> BlobOut:
     response_model=list[BlobOut],
     status_code=201,
     openapi_extra=RAW_BODY,
+    dependencies=[guard(On.SOMEWHERE, Role.EDITOR)],
 )
 async def put_bundle(request: Request, blobs: BlobsDep) -> list[BlobOut]:
     """Many small blobs in one body: frames of ``<sha256> <size>\\n`` then the bytes.
@@ -50,7 +61,11 @@ async def put_bundle(request: Request, blobs: BlobsDep) -> list[BlobOut]:
     return [BlobOut(digest=i.digest, size=i.size) for i in infos]
 
 
-@router.post("/blobs/presigned-uploads", response_model=PresignOut)
+@router.post(
+    "/blobs/presigned-uploads",
+    response_model=PresignOut,
+    dependencies=[guard(On.SOMEWHERE, Role.EDITOR)],
+)
 def presign_upload(body: PresignIn, blobs: BlobsDep) -> PresignOut:
     """A URL to PUT the bytes to, straight into the object store (S3 backends), with the
     headers to send; ``url`` is null when uploads go through this server instead."""
@@ -60,7 +75,12 @@ def presign_upload(body: PresignIn, blobs: BlobsDep) -> PresignOut:
     return PresignOut(url=found.url, headers=found.headers, token=found.token)
 
 
-@router.post("/blobs/presigned-uploads/{token}/complete", response_model=BlobOut, status_code=201)
+@router.post(
+    "/blobs/presigned-uploads/{token}/complete",
+    response_model=BlobOut,
+    status_code=201,
+    dependencies=[guard(On.SOMEWHERE, Role.EDITOR)],
+)
 def complete_presigned_upload(token: str, body: PresignCompleteIn, blobs: BlobsDep) -> BlobOut:
     """Verify the bytes sent to the presigned URL and store them under their digest."""
     info = blobs.complete_presigned(body.digest, token)

@@ -10,6 +10,8 @@ from fastapi.responses import StreamingResponse
 from cairn.api.deps import ActorDep, DataDep
 from cairn.api.paths import version_ref
 from cairn.api.streaming import RANGE_RESPONSES, blob_response
+from cairn.auth import On, PrincipalDep, RunProjects, guard, require_refs
+from cairn.domain.access import Role
 from cairn.schemas.datasets import (
     DatasetDiffOut,
     DatasetFileOut,
@@ -25,7 +27,11 @@ from cairn.schemas.datasets import (
 router = APIRouter(tags=["datasets"])
 
 
-@router.get("/projects/{project}/datasets", response_model=list[DatasetOut])
+@router.get(
+    "/projects/{project}/datasets",
+    response_model=list[DatasetOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def list_datasets(project: str, data: DataDep) -> list[DatasetOut]:
     return [DatasetOut.of(d) for d in data.list_datasets(project)]
 
@@ -35,6 +41,7 @@ def list_datasets(project: str, data: DataDep) -> list[DatasetOut]:
     response_model=DatasetVersionOut,
     status_code=201,
     responses={200: {"description": "The content matches an existing version: that version."}},
+    dependencies=[guard(On.PATH, Role.EDITOR)],
 )
 def log_dataset_version(
     project: str,
@@ -63,7 +70,11 @@ def log_dataset_version(
     return DatasetVersionOut.of(version, created)
 
 
-@router.get("/projects/{project}/datasets/{name}/versions", response_model=list[DatasetVersionOut])
+@router.get(
+    "/projects/{project}/datasets/{name}/versions",
+    response_model=list[DatasetVersionOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def list_dataset_versions(project: str, name: str, data: DataDep) -> list[DatasetVersionOut]:
     """Every version, newest first, without profiles."""
     return [DatasetVersionOut.of(v) for v in data.list_versions(name, project)]
@@ -72,6 +83,7 @@ def list_dataset_versions(project: str, name: str, data: DataDep) -> list[Datase
 @router.get(
     "/projects/{project}/datasets/{name}/versions/{version}",
     response_model=DatasetVersionOut,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
 )
 def get_dataset_version(project: str, name: str, version: str, data: DataDep) -> DatasetVersionOut:
     """One version with its profile; ``version`` is a number, ``latest`` or ``@batch``."""
@@ -81,6 +93,7 @@ def get_dataset_version(project: str, name: str, version: str, data: DataDep) ->
 @router.get(
     "/projects/{project}/datasets/{name}/versions/{version}/files",
     response_model=DatasetFilesOut,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
 )
 def list_dataset_files(
     project: str, name: str, version: str, data: DataDep, prefix: str | None = None
@@ -95,6 +108,7 @@ def list_dataset_files(
     "/projects/{project}/datasets/{name}/versions/{version}/files/{path:path}",
     response_class=StreamingResponse,
     responses=RANGE_RESPONSES,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
 )
 def download_dataset_file(
     project: str, name: str, version: str, path: str, request: Request, data: DataDep
@@ -110,6 +124,7 @@ def download_dataset_file(
 @router.get(
     "/projects/{project}/datasets/{name}/versions/{version}/runs",
     response_model=list[RunUseOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
 )
 def dataset_version_runs(project: str, name: str, version: str, data: DataDep) -> list[RunUseOut]:
     """The runs that used this version, and in which role."""
@@ -117,25 +132,47 @@ def dataset_version_runs(project: str, name: str, version: str, data: DataDep) -
     return [RunUseOut(run_id=run_id, role=role) for run_id, role in uses]
 
 
-@router.get("/projects/{project}/dataset-diff", response_model=DatasetDiffOut)
+@router.get(
+    "/projects/{project}/dataset-diff",
+    response_model=DatasetDiffOut,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def diff_datasets(
     project: str,
     old: Annotated[str, Query(description="A dataset reference such as wine:1")],
     new: Annotated[str, Query(description="A dataset reference such as wine:2")],
     data: DataDep,
+    who: PrincipalDep,
 ) -> DatasetDiffOut:
     """Files added, removed and changed; schema changes; per-column PSI and KS."""
+    require_refs(who, (old, new), project, Role.VIEWER)
     return DatasetDiffOut.of(data.diff(old, new, project))
 
 
-@router.post("/runs/{run_id}/inputs", response_model=DatasetInputOut, status_code=201)
+@router.post(
+    "/runs/{run_id}/inputs",
+    response_model=DatasetInputOut,
+    status_code=201,
+    dependencies=[guard(On.RUN, Role.EDITOR)],
+)
 def use_dataset(
-    run_id: str, body: DatasetInputIn, data: DataDep, actor: ActorDep
+    run_id: str,
+    body: DatasetInputIn,
+    data: DataDep,
+    actor: ActorDep,
+    who: PrincipalDep,
+    request: Request,
 ) -> DatasetInputOut:
     """Record that the run used a dataset version (a bare name: its project's latest)."""
+    runs: RunProjects = request.app.state.run_projects
+    require_refs(who, [body.dataset], runs.project(run_id), Role.VIEWER)
     return DatasetInputOut.of(data.use_dataset(run_id, body.dataset, body.role, actor=actor))
 
 
-@router.get("/runs/{run_id}/inputs", response_model=list[DatasetInputOut])
+@router.get(
+    "/runs/{run_id}/inputs",
+    response_model=list[DatasetInputOut],
+    dependencies=[guard(On.RUN, Role.VIEWER)],
+)
 def run_inputs(run_id: str, data: DataDep) -> list[DatasetInputOut]:
     return [DatasetInputOut.of(i) for i in data.run_inputs(run_id)]

@@ -7,15 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import AuditDep
+from cairn.auth import On, PrincipalDep, guard, require_project_or_admin
+from cairn.domain.access import Role
 from cairn.domain.audit import MAX_LIMIT
 from cairn.schemas.audit import EventPageOut
 
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/events", response_model=EventPageOut)
+@router.get("/events", response_model=EventPageOut, dependencies=[guard(On.HANDLER, Role.VIEWER)])
 def list_events(
     audit: AuditDep,
+    who: PrincipalDep,
     entity_type: Annotated[
         str | None, Query(description="run, project, model, model_version, dataset, …")
     ] = None,
@@ -36,7 +39,9 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> EventPageOut:
-    """Events oldest first, one page; ``next_cursor`` is set when the page is full."""
+    """Events oldest first, one page; ``next_cursor`` is set when the page is full.
+    A project's events are for its viewers; without ``project``, for admins."""
+    require_project_or_admin(who, project, Role.VIEWER)
     page = audit.events(
         entity_type=entity_type,
         entity_id=entity_id,

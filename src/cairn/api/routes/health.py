@@ -3,13 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from cairn._version import __version__
+from cairn.auth import On, guard
 from cairn.schemas.runs import HealthOut
 from cairn.store.schema import head_revision
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=HealthOut)
+@router.get("/healthz", response_model=HealthOut, dependencies=[guard(On.PUBLIC)])
 def healthz(request: Request) -> HealthOut:
     """Alive and able to reach its store."""
     with request.app.state.db.read() as conn:

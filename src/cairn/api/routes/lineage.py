@@ -7,13 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import LineageDep
+from cairn.auth import On, PrincipalDep, guard, require_projects
+from cairn.domain.access import Role
 from cairn.domain.lineage import MAX_DEPTH, Direction
 from cairn.schemas.lineage import LineageOut
 
 router = APIRouter(tags=["lineage"])
 
 
-@router.get("/lineage", response_model=LineageOut)
+@router.get("/lineage", response_model=LineageOut, dependencies=[guard(On.HANDLER, Role.VIEWER)])
 def lineage(
     ref: Annotated[
         str,
@@ -23,6 +25,7 @@ def lineage(
         ),
     ],
     service: LineageDep,
+    who: PrincipalDep,
     direction: Direction = Direction.UP,
     depth: Annotated[
         int | None, Query(ge=0, le=MAX_DEPTH, description="Hops at most; none: no limit")
@@ -34,4 +37,7 @@ def lineage(
     """``up``: what produced it (data, runs); ``down``: what it fed (runs, models);
     ``both``. Edges point the way data flows: dataset -> run (input), run -> dataset
     (output), run -> model (trained), model -> run (input), parent run -> child (step)."""
-    return LineageOut.of(service.lineage(ref, direction, depth, project))
+    found = service.lineage(ref, direction, depth, project)
+    # The whole graph or nothing: each project it reaches must be the caller's to read.
+    require_projects(who, (node.project for node in found.nodes), Role.VIEWER)
+    return LineageOut.of(found)

@@ -14,6 +14,8 @@ from fastapi.responses import StreamingResponse
 from cairn.api.deps import ActorDep, AliasesDep, RegistryDep
 from cairn.api.paths import version_ref
 from cairn.api.streaming import RANGE_RESPONSES, blob_response
+from cairn.auth import On, PrincipalDep, RunProjects, guard, require_refs
+from cairn.domain.access import Role
 from cairn.domain.artifact_paths import normalize_artifact_path
 from cairn.domain.errors import NotFound
 from cairn.domain.models import ModelFile
@@ -38,18 +40,27 @@ def _comment(body: DecisionIn | None) -> str | None:
     return body.comment if body is not None else None
 
 
-@router.get("/projects/{project}/models", response_model=list[RegisteredModelOut])
+@router.get(
+    "/projects/{project}/models",
+    response_model=list[RegisteredModelOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def list_models(project: str, registry: RegistryDep) -> list[RegisteredModelOut]:
     return [RegisteredModelOut.of(m) for m in registry.list_models(project)]
 
 
-@router.get(_BASE, response_model=RegisteredModelOut)
+@router.get(_BASE, response_model=RegisteredModelOut, dependencies=[guard(On.PATH, Role.VIEWER)])
 def get_model(project: str, name: str, registry: RegistryDep) -> RegisteredModelOut:
     """A registered model with its aliases and protected aliases."""
     return RegisteredModelOut.of(registry.get_model(name, project))
 
 
-@router.post(_BASE + "/versions", response_model=ModelVersionOut, status_code=201)
+@router.post(
+    _BASE + "/versions",
+    response_model=ModelVersionOut,
+    status_code=201,
+    dependencies=[guard(On.PATH, Role.EDITOR)],
+)
 def register_version(
     project: str, name: str, body: ModelVersionIn, registry: RegistryDep, actor: ActorDep
 ) -> ModelVersionOut:
@@ -73,18 +84,30 @@ def register_version(
     return ModelVersionOut.of(version)
 
 
-@router.get(_BASE + "/versions", response_model=list[ModelVersionOut])
+@router.get(
+    _BASE + "/versions",
+    response_model=list[ModelVersionOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def list_versions(project: str, name: str, registry: RegistryDep) -> list[ModelVersionOut]:
     """Every version, newest first."""
     return [ModelVersionOut.of(v) for v in registry.list_versions(name, project)]
 
 
-@router.get(_BASE + "/versions/{version}", response_model=ModelVersionOut)
+@router.get(
+    _BASE + "/versions/{version}",
+    response_model=ModelVersionOut,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def get_version(project: str, name: str, version: str, registry: RegistryDep) -> ModelVersionOut:
     return ModelVersionOut.of(registry.resolve(version_ref(name, version), project))
 
 
-@router.get(_BASE + "/versions/{version}/files", response_model=ModelFilesOut)
+@router.get(
+    _BASE + "/versions/{version}/files",
+    response_model=ModelFilesOut,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def list_files(project: str, name: str, version: str, registry: RegistryDep) -> ModelFilesOut:
     found, files = registry.files(version_ref(name, version), project)
     return ModelFilesOut(
@@ -97,6 +120,7 @@ def list_files(project: str, name: str, version: str, registry: RegistryDep) -> 
     _BASE + "/versions/{version}/files/{path:path}",
     response_class=StreamingResponse,
     responses=RANGE_RESPONSES,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
 )
 def download_file(
     project: str, name: str, version: str, path: str, request: Request, registry: RegistryDep
@@ -111,14 +135,18 @@ def download_file(
     )
 
 
-@router.get(_BASE + "/versions/{version}/card")
+@router.get(_BASE + "/versions/{version}/card", dependencies=[guard(On.PATH, Role.VIEWER)])
 def model_card(project: str, name: str, version: str, registry: RegistryDep) -> dict[str, Any]:
     """The model card: source run, params, metrics, training data, git, environment,
     signature, approval, files."""
     return registry.model_card(version_ref(name, version), project)
 
 
-@router.post(_BASE + "/versions/{version}/approve", response_model=ModelVersionOut)
+@router.post(
+    _BASE + "/versions/{version}/approve",
+    response_model=ModelVersionOut,
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 def approve(
     project: str,
     name: str,
@@ -132,7 +160,11 @@ def approve(
     )
 
 
-@router.post(_BASE + "/versions/{version}/reject", response_model=ModelVersionOut)
+@router.post(
+    _BASE + "/versions/{version}/reject",
+    response_model=ModelVersionOut,
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 def reject(
     project: str,
     name: str,
@@ -146,7 +178,11 @@ def reject(
     )
 
 
-@router.put(_BASE + "/aliases/{alias}", response_model=ModelVersionOut)
+@router.put(
+    _BASE + "/aliases/{alias}",
+    response_model=ModelVersionOut,
+    dependencies=[guard(On.ALIAS, Role.EDITOR)],
+)
 def set_alias(
     project: str, name: str, alias: str, body: AliasIn, aliases: AliasesDep, actor: ActorDep
 ) -> ModelVersionOut:
@@ -157,7 +193,9 @@ def set_alias(
     return ModelVersionOut.of(moved)
 
 
-@router.delete(_BASE + "/aliases/{alias}", status_code=204)
+@router.delete(
+    _BASE + "/aliases/{alias}", status_code=204, dependencies=[guard(On.ALIAS, Role.EDITOR)]
+)
 def delete_alias(
     project: str,
     name: str,
@@ -170,7 +208,11 @@ def delete_alias(
     return Response(status_code=204)
 
 
-@router.get(_BASE + "/aliases/{alias}", response_model=ModelVersionOut)
+@router.get(
+    _BASE + "/aliases/{alias}",
+    response_model=ModelVersionOut,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def resolve_alias(
     project: str,
     name: str,
@@ -188,7 +230,11 @@ def resolve_alias(
     return ModelVersionOut.of(found)
 
 
-@router.get(_BASE + "/alias-history", response_model=list[AliasMoveOut])
+@router.get(
+    _BASE + "/alias-history",
+    response_model=list[AliasMoveOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def alias_history(
     project: str, name: str, aliases: AliasesDep, alias: str | None = None
 ) -> list[AliasMoveOut]:
@@ -196,7 +242,11 @@ def alias_history(
     return [AliasMoveOut.of(m) for m in aliases.history(name, alias, project=project)]
 
 
-@router.post(_BASE + "/aliases/{alias}/rollback", response_model=ModelVersionOut)
+@router.post(
+    _BASE + "/aliases/{alias}/rollback",
+    response_model=ModelVersionOut,
+    dependencies=[guard(On.ALIAS, Role.EDITOR)],
+)
 def rollback(
     project: str,
     name: str,
@@ -211,7 +261,11 @@ def rollback(
     return ModelVersionOut.of(moved)
 
 
-@router.put(_BASE + "/protected-aliases/{alias}", response_model=RegisteredModelOut)
+@router.put(
+    _BASE + "/protected-aliases/{alias}",
+    response_model=RegisteredModelOut,
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 def protect_alias(
     project: str, name: str, alias: str, aliases: AliasesDep, actor: ActorDep
 ) -> RegisteredModelOut:
@@ -219,27 +273,45 @@ def protect_alias(
     return RegisteredModelOut.of(aliases.protect(name, alias, True, project=project, actor=actor))
 
 
-@router.delete(_BASE + "/protected-aliases/{alias}", response_model=RegisteredModelOut)
+@router.delete(
+    _BASE + "/protected-aliases/{alias}",
+    response_model=RegisteredModelOut,
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 def unprotect_alias(
     project: str, name: str, alias: str, aliases: AliasesDep, actor: ActorDep
 ) -> RegisteredModelOut:
     return RegisteredModelOut.of(aliases.protect(name, alias, False, project=project, actor=actor))
 
 
-@router.get("/projects/{project}/model-compare")
+@router.get("/projects/{project}/model-compare", dependencies=[guard(On.PATH, Role.VIEWER)])
 def compare_versions(
     project: str,
     a: Annotated[str, Query(description="A model reference such as iris:2")],
     b: Annotated[str, Query(description="A model reference such as iris:3")],
     registry: RegistryDep,
+    who: PrincipalDep,
 ) -> dict[str, Any]:
     """Params, metrics, training data and signature of two versions side by side."""
+    require_refs(who, (a, b), project, Role.VIEWER)
     return registry.compare(a, b, project)
 
 
-@router.post("/runs/{run_id}/model-inputs", response_model=ModelVersionOut, status_code=201)
+@router.post(
+    "/runs/{run_id}/model-inputs",
+    response_model=ModelVersionOut,
+    status_code=201,
+    dependencies=[guard(On.RUN, Role.EDITOR)],
+)
 def use_model(
-    run_id: str, body: ModelInputIn, registry: RegistryDep, actor: ActorDep
+    run_id: str,
+    body: ModelInputIn,
+    registry: RegistryDep,
+    actor: ActorDep,
+    who: PrincipalDep,
+    request: Request,
 ) -> ModelVersionOut:
     """Record that a run used a model version (evaluation, a pipeline's next step)."""
+    runs: RunProjects = request.app.state.run_projects
+    require_refs(who, [body.model], runs.project(run_id), Role.VIEWER)
     return ModelVersionOut.of(registry.use_model(run_id, body.model, body.role, actor=actor))

@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import ActorDep, ExperimentsDep, MonitoringDep
+from cairn.auth import On, PrincipalDep, guard, require_refs
+from cairn.domain.access import Role
 from cairn.domain.monitoring import parse_since
 from cairn.schemas.monitoring import ABReportOut, MonitoringReportOut, PromoteIn, PromotionOut
 
@@ -25,11 +27,16 @@ When = Annotated[
 Name = Annotated[str | None, Query(max_length=600)]
 
 
-@router.get("/projects/{project}/monitoring", response_model=MonitoringReportOut)
+@router.get(
+    "/projects/{project}/monitoring",
+    response_model=MonitoringReportOut,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def monitoring_report(
     project: str,
     monitoring: MonitoringDep,
     actor: ActorDep,
+    who: PrincipalDep,
     endpoint: Name = None,
     model: Annotated[
         str | None,
@@ -43,6 +50,7 @@ def monitoring_report(
     percentiles, the outputs' distribution, quality from feedback, and the inputs' drift
     from the training data. Thresholds crossed are recorded as ``monitoring.alert``
     events (once each), and an endpoint's rollback rule is applied."""
+    require_refs(who, [model], project, Role.VIEWER)
     now = datetime.now(UTC)
     report = monitoring.report(
         project,
@@ -56,7 +64,9 @@ def monitoring_report(
     return MonitoringReportOut.of(report)
 
 
-@router.get(_ENDPOINT + "/ab", response_model=ABReportOut)
+@router.get(
+    _ENDPOINT + "/ab", response_model=ABReportOut, dependencies=[guard(On.PATH, Role.VIEWER)]
+)
 def ab_report(
     project: str,
     name: str,
@@ -83,7 +93,11 @@ def ab_report(
     return ABReportOut.of(report)
 
 
-@router.post(_ENDPOINT + "/promote", response_model=PromotionOut)
+@router.post(
+    _ENDPOINT + "/promote",
+    response_model=PromotionOut,
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 def promote(
     project: str, name: str, body: PromoteIn, experiments: ExperimentsDep, actor: ActorDep
 ) -> PromotionOut:

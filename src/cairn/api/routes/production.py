@@ -13,6 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import ActorDep, EndpointsDep, PredictionsDep
+from cairn.auth import On, PrincipalDep, guard, require_refs
+from cairn.domain.access import Role
 from cairn.domain.errors import Invalid
 from cairn.domain.refs import RefKind, parse_ref
 from cairn.schemas.production import (
@@ -32,11 +34,17 @@ _PROJECT = "/projects/{project}"
 _ENDPOINT = _PROJECT + "/endpoints/{name}"
 
 
-@router.post(_PROJECT + "/endpoints", response_model=EndpointOut, status_code=201)
+@router.post(
+    _PROJECT + "/endpoints",
+    response_model=EndpointOut,
+    status_code=201,
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 def create_endpoint(
-    project: str, body: EndpointIn, endpoints: EndpointsDep, actor: ActorDep
+    project: str, body: EndpointIn, endpoints: EndpointsDep, actor: ActorDep, who: PrincipalDep
 ) -> EndpointOut:
     """An endpoint serving its variants by weight; every target must resolve now."""
+    require_refs(who, (v.target for v in body.variants), project, Role.VIEWER)
     created = endpoints.create(
         project,
         body.name,
@@ -48,28 +56,42 @@ def create_endpoint(
     return EndpointOut.of(created)
 
 
-@router.get(_PROJECT + "/endpoints", response_model=list[EndpointOut])
+@router.get(
+    _PROJECT + "/endpoints",
+    response_model=list[EndpointOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def list_endpoints(project: str, endpoints: EndpointsDep) -> list[EndpointOut]:
     return [EndpointOut.of(e) for e in endpoints.list(project)]
 
 
-@router.get(_ENDPOINT, response_model=EndpointOut)
+@router.get(_ENDPOINT, response_model=EndpointOut, dependencies=[guard(On.PATH, Role.VIEWER)])
 def get_endpoint(project: str, name: str, endpoints: EndpointsDep) -> EndpointOut:
     return EndpointOut.of(endpoints.get(name, project))
 
 
-@router.put(_ENDPOINT, response_model=EndpointOut)
+@router.put(_ENDPOINT, response_model=EndpointOut, dependencies=[guard(On.PATH, Role.MAINTAINER)])
 def set_variants(
-    project: str, name: str, body: VariantsIn, endpoints: EndpointsDep, actor: ActorDep
+    project: str,
+    name: str,
+    body: VariantsIn,
+    endpoints: EndpointsDep,
+    actor: ActorDep,
+    who: PrincipalDep,
 ) -> EndpointOut:
     """Replace the variants (new weights, a new challenger); audited with before and after."""
+    require_refs(who, (v.target for v in body.variants), project, Role.VIEWER)
     changed = endpoints.set_variants(
         project, name, [v.to_domain() for v in body.variants], actor=actor
     )
     return EndpointOut.of(changed)
 
 
-@router.patch(_ENDPOINT + "/settings", response_model=EndpointOut)
+@router.patch(
+    _ENDPOINT + "/settings",
+    response_model=EndpointOut,
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 def update_settings(
     project: str, name: str, body: SettingsIn, endpoints: EndpointsDep, actor: ActorDep
 ) -> EndpointOut:
@@ -77,22 +99,33 @@ def update_settings(
     return EndpointOut.of(endpoints.update_settings(project, name, body.settings, actor=actor))
 
 
-@router.post(_PROJECT + "/predictions", response_model=StoredOut)
-def log_predictions(project: str, body: PredictionsIn, predictions: PredictionsDep) -> StoredOut:
+@router.post(
+    _PROJECT + "/predictions", response_model=StoredOut, dependencies=[guard(On.PATH, Role.EDITOR)]
+)
+def log_predictions(
+    project: str, body: PredictionsIn, predictions: PredictionsDep, who: PrincipalDep
+) -> StoredOut:
     """Record served predictions of one model version; a resent request id is skipped."""
+    require_refs(who, [body.model], project, Role.VIEWER)
     stored = predictions.log_predictions(
         project, body.model, [r.to_domain() for r in body.records], endpoint=body.endpoint
     )
     return StoredOut(stored=stored)
 
 
-@router.post(_PROJECT + "/feedback", response_model=StoredOut)
+@router.post(
+    _PROJECT + "/feedback", response_model=StoredOut, dependencies=[guard(On.PATH, Role.EDITOR)]
+)
 def log_feedback(project: str, body: FeedbackIn, predictions: PredictionsDep) -> StoredOut:
     """Ground truth that arrived later, by request id."""
     return StoredOut(stored=predictions.log_feedback(project, body.actuals))
 
 
-@router.get(_PROJECT + "/predictions", response_model=list[PredictionOut])
+@router.get(
+    _PROJECT + "/predictions",
+    response_model=list[PredictionOut],
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def list_predictions(
     project: str,
     predictions: PredictionsDep,

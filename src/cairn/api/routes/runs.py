@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from cairn.api.deps import ActorDep, TrackingDep
+from cairn.auth import On, PrincipalDep, guard, require_project_or_admin
+from cairn.domain.access import Role
 from cairn.domain.errors import Invalid
 from cairn.domain.records import Batch, MetricSeries, RunBatch, RunStatus
 from cairn.schemas.runs import (
@@ -39,41 +41,52 @@ def fields_renamed(prefixes: dict[str, str]) -> Iterator[None]:
         raise
 
 
-@router.post("/runs", response_model=RunOut, status_code=201)
-def create_run(body: RunStartIn, tracking: TrackingDep, actor: ActorDep) -> RunOut:
+@router.post(
+    "/runs", response_model=RunOut, status_code=201, dependencies=[guard(On.HANDLER, Role.EDITOR)]
+)
+def create_run(
+    body: RunStartIn, tracking: TrackingDep, actor: ActorDep, who: PrincipalDep
+) -> RunOut:
     """Start a run. The id is made by the caller (a ULID), so a retry is harmless."""
+    who.require(body.project, Role.EDITOR)
     with fields_renamed({"runs[0].run_id": "id", "runs[0].start.": ""}):
         return RunOut.of(tracking.start_run(body.to_domain(), actor))
 
 
-@router.get("/runs", response_model=RunPageOut)
+@router.get("/runs", response_model=RunPageOut, dependencies=[guard(On.HANDLER, Role.VIEWER)])
 def list_runs(
     tracking: TrackingDep,
+    who: PrincipalDep,
     project: str | None = None,
     filter: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> RunPageOut:
-    """Search runs with the search language; ``next_cursor`` fetches the next page."""
+    """Search runs with the search language; ``next_cursor`` fetches the next page.
+    Without ``project``, every project's runs: for admins."""
+    require_project_or_admin(who, project, Role.VIEWER)
     page = tracking.search_runs(project, filter, order_by, limit=limit, cursor=cursor)
     return RunPageOut.of(page)
 
 
-@router.post("/runs/search", response_model=RunPageOut)
-def search_runs(body: RunSearchIn, tracking: TrackingDep) -> RunPageOut:
+@router.post(
+    "/runs/search", response_model=RunPageOut, dependencies=[guard(On.HANDLER, Role.VIEWER)]
+)
+def search_runs(body: RunSearchIn, tracking: TrackingDep, who: PrincipalDep) -> RunPageOut:
+    require_project_or_admin(who, body.project, Role.VIEWER)
     page = tracking.search_runs(
         body.project, body.filter, body.order_by, limit=body.limit, cursor=body.cursor
     )
     return RunPageOut.of(page)
 
 
-@router.get("/runs/{run_id}", response_model=RunOut)
+@router.get("/runs/{run_id}", response_model=RunOut, dependencies=[guard(On.RUN, Role.VIEWER)])
 def get_run(run_id: str, tracking: TrackingDep) -> RunOut:
     return RunOut.of(tracking.get_run(run_id))
 
 
-@router.patch("/runs/{run_id}", response_model=RunOut)
+@router.patch("/runs/{run_id}", response_model=RunOut, dependencies=[guard(On.RUN, Role.EDITOR)])
 def update_run(run_id: str, body: RunUpdateIn, tracking: TrackingDep, actor: ActorDep) -> RunOut:
     """Rename, regroup, replace notes, or end a run (``status`` finished/failed/killed)."""
     if body.name is not None or body.experiment is not None or body.notes is not None:
@@ -89,7 +102,9 @@ def update_run(run_id: str, body: RunUpdateIn, tracking: TrackingDep, actor: Act
     return RunOut.of(tracking.get_run(run_id))
 
 
-@router.post("/runs/{run_id}/batch", response_model=BatchOut)
+@router.post(
+    "/runs/{run_id}/batch", response_model=BatchOut, dependencies=[guard(On.RUN, Role.EDITOR)]
+)
 def log_run_batch(
     run_id: str, body: RunBatchBody, tracking: TrackingDep, actor: ActorDep
 ) -> BatchOut:
@@ -104,7 +119,11 @@ def log_run_batch(
         return BatchOut.of(tracking.log_batch(Batch(body.idempotency_key, [item]), actor))
 
 
-@router.get("/runs/{run_id}/metrics/history", response_model=MetricHistoryOut)
+@router.get(
+    "/runs/{run_id}/metrics/history",
+    response_model=MetricHistoryOut,
+    dependencies=[guard(On.RUN, Role.VIEWER)],
+)
 def metric_history(
     run_id: str,
     key: str,
@@ -120,13 +139,13 @@ def metric_history(
     return MetricHistoryOut.of(history)
 
 
-@router.put("/runs/{run_id}/tags", status_code=204)
+@router.put("/runs/{run_id}/tags", status_code=204, dependencies=[guard(On.RUN, Role.EDITOR)])
 def set_tag(run_id: str, body: TagIn, tracking: TrackingDep, actor: ActorDep) -> Response:
     tracking.set_tag(run_id, body.key, body.value, actor)
     return Response(status_code=204)
 
 
-@router.delete("/runs/{run_id}/tags", status_code=204)
+@router.delete("/runs/{run_id}/tags", status_code=204, dependencies=[guard(On.RUN, Role.EDITOR)])
 def delete_tag(run_id: str, key: str, tracking: TrackingDep, actor: ActorDep) -> Response:
     tracking.delete_tag(run_id, key, actor)
     return Response(status_code=204)
@@ -142,6 +161,7 @@ def delete_tag(run_id: str, key: str, tracking: TrackingDep, actor: ActorDep) ->
         },
         204: {"description": "The run was started from a clean tree, or without git capture"},
     },
+    dependencies=[guard(On.RUN, Role.VIEWER)],
 )
 def git_diff(run_id: str, tracking: TrackingDep) -> Response:
     """The uncommitted diff captured when the run started (text), or 204 when none."""
@@ -151,6 +171,8 @@ def git_diff(run_id: str, tracking: TrackingDep) -> Response:
     return Response(diff, media_type="text/x-diff; charset=utf-8")
 
 
-@router.get("/runs/{run_id}/children", response_model=list[str])
+@router.get(
+    "/runs/{run_id}/children", response_model=list[str], dependencies=[guard(On.RUN, Role.VIEWER)]
+)
 def child_runs(run_id: str, tracking: TrackingDep) -> list[str]:
     return tracking.child_runs(run_id)

@@ -76,6 +76,19 @@ class RunRepository:
                 found[row.id] = RunKey(row.pk, row.id, row.project_id, row.status)
         return found
 
+    def projects_of(self, run_ids: Iterable[str]) -> dict[str, str]:
+        """Run id -> the name of its project, for the runs that exist."""
+        found: dict[str, str] = {}
+        ids = [i for i in set(run_ids) if is_ulid(i)]
+        for chunk in _chunks(ids):
+            stmt = (
+                select(_R.c.id, _P.c.name)
+                .join(_P, _P.c.id == _R.c.project_id)
+                .where(_R.c.id.in_(chunk))
+            )
+            found.update({row.id: row.name for row in self.conn.execute(stmt)})
+        return found
+
     def store_text(self, body: str) -> str:
         digest = hashlib.sha256(body.encode()).hexdigest()
         self.conn.execute(

@@ -5,6 +5,7 @@ from cairn.store.tables.base import Base
 from cairn.store.tables.batches import BatchRow
 from cairn.store.tables.datasets import DatasetFileRow, DatasetRow, DatasetVersionRow, RunInputRow
 from cairn.store.tables.events import EventRow
+from cairn.store.tables.identities import ApiTokenRow, ProjectMemberRow, SessionRow, UserRow
 from cairn.store.tables.metrics import (
     MetricKeyRow,
     MetricPointRow,
@@ -32,6 +33,7 @@ from cairn.store.tables.webhooks import WebhookDeliveryRow, WebhookRow
 
 __all__ = [
     "AliasMoveRow",
+    "ApiTokenRow",
     "ArtifactRow",
     "Base",
     "BatchRow",
@@ -51,14 +53,17 @@ __all__ = [
     "ModelVersionRow",
     "ParamRow",
     "PredictionRow",
+    "ProjectMemberRow",
     "ProjectRow",
     "ProtectedAliasRow",
     "RegisteredModelRow",
     "RunInputRow",
     "RunModelInputRow",
     "RunRow",
+    "SessionRow",
     "TagRow",
     "TextRow",
+    "UserRow",
     "WebhookDeliveryRow",
     "WebhookRow",
 ]

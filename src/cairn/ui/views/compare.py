@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from cairn.auth import On, guard, principal, require_projects
+from cairn.domain.access import Role
 from cairn.domain.errors import Invalid
 from cairn.domain.query import Field as QueryField
 from cairn.domain.query import InList, format_query
@@ -43,7 +45,7 @@ def rows_of(values_by_run: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
-@router.get("/compare", response_class=HTMLResponse)
+@router.get("/compare", response_class=HTMLResponse, dependencies=[guard(On.HANDLER, Role.VIEWER)])
 def compare_page(
     request: Request,
     runs: str = "",
@@ -58,6 +60,7 @@ def compare_page(
         )
     tracking = request.app.state.tracking
     found: list[Run] = [tracking.get_run(run_id) for run_id in ids]
+    require_projects(principal(request), (r.project for r in found), Role.VIEWER)
     projects = sorted({r.project for r in found})
     project = projects[0] if len(projects) == 1 else None
     metric_keys = sorted({k for r in found for k in r.metrics})

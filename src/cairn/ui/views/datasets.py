@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from cairn.auth import On, guard
+from cairn.domain.access import Role
 from cairn.domain.datasets import DatasetVersion
 from cairn.ui.render import PageRoute, render, url
 
@@ -21,7 +23,11 @@ def _ref(name: str, version: str) -> str:
     return f"{name}:{version}" if version.isdigit() else version
 
 
-@router.get("/projects/{project}/datasets", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/datasets",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def datasets_page(request: Request, project: str) -> HTMLResponse:
     datasets = request.app.state.data.list_datasets(project)
     return render(
@@ -34,7 +40,11 @@ def datasets_page(request: Request, project: str) -> HTMLResponse:
     )
 
 
-@router.get("/projects/{project}/datasets/{name}", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/datasets/{name}",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def dataset_page(
     request: Request, project: str, name: str, version: int | None = None
 ) -> HTMLResponse:
@@ -69,7 +79,11 @@ def dataset_page(
     )
 
 
-@router.get("/projects/{project}/datasets/{name}/diff", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/datasets/{name}/diff",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def dataset_diff_page(
     request: Request, project: str, name: str, old: str = "", new: str = ""
 ) -> HTMLResponse:

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from cairn.auth import On, guard
+from cairn.domain.access import Role
 from cairn.domain.errors import CairnError
 from cairn.domain.experiments import ABReport
 from cairn.domain.monitoring import MonitoringReport, parse_since
@@ -22,7 +24,11 @@ WINDOWS = ["15m", "1h", "6h", "1d"]
 AB_METRICS = ["accuracy", "error_rate", "latency"]
 
 
-@router.get("/projects/{project}/endpoints", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/endpoints",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def endpoints_page(request: Request, project: str) -> HTMLResponse:
     endpoints = request.app.state.endpoints.list(project)
     return render(
@@ -100,7 +106,11 @@ def ab_chart(ab: ABReport) -> dict[str, list[Any]]:
     }
 
 
-@router.get("/projects/{project}/endpoints/{name}", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/endpoints/{name}",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def endpoint_page(
     request: Request,
     project: str,

@@ -10,6 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from cairn.auth import On, guard, principal, require_projects
+from cairn.domain.access import Role
 from cairn.domain.lineage import MAX_DEPTH, Direction, Lineage, LineageNode, NodeKind
 from cairn.ui.render import PageRoute, render, url
 
@@ -101,7 +103,7 @@ def layout(graph: Lineage) -> tuple[list[Box], list[Wire], int, int]:
     return list(boxes.values()), wires, width, height
 
 
-@router.get("/lineage", response_class=HTMLResponse)
+@router.get("/lineage", response_class=HTMLResponse, dependencies=[guard(On.HANDLER, Role.VIEWER)])
 def lineage_page(
     request: Request,
     ref: Annotated[str, Query(max_length=600)] = "",
@@ -110,6 +112,8 @@ def lineage_page(
     depth: Annotated[int | None, Query(ge=0, le=MAX_DEPTH)] = None,
 ) -> HTMLResponse:
     graph = request.app.state.lineage.lineage(ref, direction, depth, project) if ref else None
+    if graph is not None:
+        require_projects(principal(request), (n.project for n in graph.nodes), Role.VIEWER)
     boxes, wires, width, height = layout(graph) if graph else ([], [], 0, 0)
     where = project or (graph.nodes[0].project if graph and graph.nodes else None)
     crumbs: list[tuple[str, str | None]] = []

@@ -8,12 +8,12 @@ the registry's (``registry.approve``/``reject``), then the browser is sent back 
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.auth import On, guard
+from cairn.domain.access import Role
 from cairn.domain.errors import Invalid
 from cairn.domain.models import ModelVersion
 from cairn.ui import csrf
@@ -21,11 +21,14 @@ from cairn.ui.render import PageRoute, render, url
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-MAX_FORM_BYTES = 64 * 1024
 DECISIONS = ("approve", "reject")
 
 
-@router.get("/projects/{project}/models", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/models",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def models_page(request: Request, project: str) -> HTMLResponse:
     models = request.app.state.registry.list_models(project)
     return render(
@@ -38,7 +41,11 @@ def models_page(request: Request, project: str) -> HTMLResponse:
     )
 
 
-@router.get("/projects/{project}/models/{name}", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/models/{name}",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def model_page(
     request: Request, project: str, name: str, version: int | None = None, done: str = ""
 ) -> HTMLResponse:
@@ -70,19 +77,18 @@ def model_page(
     )
 
 
-@router.post("/projects/{project}/models/{name}/versions/{version}/{decision}")
+@router.post(
+    "/projects/{project}/models/{name}/versions/{version}/{decision}",
+    dependencies=[guard(On.PATH, Role.MAINTAINER)],
+)
 async def decide(
     request: Request, project: str, name: str, version: int, decision: str
 ) -> RedirectResponse:
     """Approve or reject a version from the model page's form."""
     if decision not in DECISIONS:
         raise Invalid(f"a decision is approve or reject, not {decision!r}", field="decision")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise Invalid("the form is too large", field="comment")
-    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    csrf.check(request, form.get(csrf.FIELD, [""])[0])
-    comment = (form.get("comment") or [""])[0].strip() or None
+    form = await csrf.checked_form(request)
+    comment = form.get("comment", "").strip() or None
     registry = request.app.state.registry
     act = registry.approve if decision == "approve" else registry.reject
     await run_in_threadpool(act, f"{name}:{version}", comment, project=project)
@@ -91,7 +97,11 @@ async def decide(
     return RedirectResponse(target + "#card", status_code=303)
 
 
-@router.get("/projects/{project}/models/{name}/compare", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/models/{name}/compare",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def compare_versions_page(
     request: Request, project: str, name: str, a: int, b: int
 ) -> HTMLResponse:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from cairn.auth import On, guard
+from cairn.domain.access import Role
 from cairn.domain.records import ArtifactEntry, Run, RunStatus
 from cairn.ui.columns import SYSTEM_PREFIX
 from cairn.ui.render import PageRoute, render
@@ -67,7 +69,9 @@ def _metric_groups(run: Run) -> tuple[list[str], list[str]]:
     )
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
+@router.get(
+    "/runs/{run_id}", response_class=HTMLResponse, dependencies=[guard(On.RUN, Role.VIEWER)]
+)
 def run_page(request: Request, run_id: str) -> HTMLResponse:
     state = request.app.state
     run: Run = state.tracking.get_run(run_id)
@@ -102,7 +106,9 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
     )
 
 
-@router.get("/runs/{run_id}/diff", response_class=HTMLResponse)
+@router.get(
+    "/runs/{run_id}/diff", response_class=HTMLResponse, dependencies=[guard(On.RUN, Role.VIEWER)]
+)
 def run_diff_page(request: Request, run_id: str) -> HTMLResponse:
     tracking = request.app.state.tracking
     run: Run = tracking.get_run(run_id)

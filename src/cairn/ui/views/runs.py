@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from cairn.auth import On, guard
+from cairn.domain.access import Role
 from cairn.domain.errors import Invalid
 from cairn.domain.query import Field, FieldKind, format_field
 from cairn.domain.records import RunPage
@@ -24,7 +26,11 @@ PAGE_SIZES = (25, 50, 100, 200)
 MAX_BACK = 50  # cursors remembered for "Previous"; older pages are reached from the first
 
 
-@router.get("/projects/{project}/runs", response_class=HTMLResponse)
+@router.get(
+    "/projects/{project}/runs",
+    response_class=HTMLResponse,
+    dependencies=[guard(On.PATH, Role.VIEWER)],
+)
 def runs_page(
     request: Request,
     project: str,
