@@ -168,6 +168,12 @@ def server(
     if artifacts:
         os.environ["CAIRN_ARTIFACTS"] = artifacts
     how = "sign-in or API token required" if auth else "open, no authentication"
+    if auth and not is_loopback(host) and os.environ.get("CAIRN_COOKIE_SECURE", "1") != "0":
+        click.echo(
+            "note: UI sign-in cookies are Secure, so browsers send them over HTTPS only: put "
+            "TLS in front (a reverse proxy), or set CAIRN_COOKIE_SECURE=0 on a trusted network.",
+            err=True,
+        )
     click.echo(f"Cairn is serving {store} at http://{host}:{port}  (API docs: /docs; {how})")
     uvicorn.run(
         "cairn.cli.server:app_from_env",
