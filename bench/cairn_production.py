@@ -9,9 +9,10 @@
   bodies are encoded before the clock), one request at a time; every batch's ``stored``
   must equal its size.
 - ``monitoring_report_1m``: 1,000,000 predictions over the last 24 hours (3 % errors, 10 %
-  with feedback) seeded through the repository's bulk insert, then
-  ``MonitoringService.report`` of the model over 24 one-hour windows, drift against the
-  profile of its training data included (alerts recorded, as the API does).
+  with feedback) seeded through the repository's bulk insert (which keeps the per-minute
+  rollups, as logging does), then ``MonitoringService.report`` of the model over 24
+  one-hour windows, drift against the profile of its training data included (alerts
+  recorded, as the API does). ``drift_note`` is what the report says of its sample.
 
 MLflow logs no predictions and monitors nothing, so there is no MLflow side of the last two;
 the serving comparison is left out (see RESULTS.md).
@@ -35,10 +36,10 @@ from common import (
     Sizes,
     free_port,
     fresh_dir,
-    percentile,
     rate,
     registry_model,
     server_process,
+    serving_figures,
 )
 
 PROJECT = "bench"
@@ -72,13 +73,11 @@ def _register(store: Path) -> tuple[Any, Any]:
 # --- serving_overhead -------------------------------------------------------------------
 
 
-def _summary_ms(durations_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(d / 1e6 for d in durations_ns)
-    return {
-        "p50_ms": round(percentile(ordered, 50), 4),
-        "p95_ms": round(percentile(ordered, 95), 4),
-        "p99_ms": round(percentile(ordered, 99), 4),
-    }
+def _post_ok(http: Any, path: str, body: bytes) -> Any:
+    response = http.post(path, content=body, headers={"content-type": "application/json"})
+    if response.status_code != 200:
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+    return response.json()
 
 
 def serving_overhead(sizes: Sizes, workdir: Path) -> dict[str, Any]:
@@ -89,12 +88,6 @@ def serving_overhead(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         store = folder / "store"
         model, x = _register(store)
         row = x[:1]
-        bare: list[int] = []
-        for i in range(SERVE_WARMUP + calls):
-            t0 = time.perf_counter_ns()
-            model.predict(row)
-            if i >= SERVE_WARMUP:
-                bare.append(time.perf_counter_ns() - t0)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         argv = _cairn_argv(
@@ -102,30 +95,19 @@ def serving_overhead(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "--uri", str(store), "--project", PROJECT,
         )  # fmt: skip
         body = json.dumps({"instances": row.tolist()}).encode()
-        headers = {"content-type": "application/json"}
-        served: list[int] = []
         with (
             server_process(argv, f"{base}/readyz", folder / "serve.log", 120, dict(os.environ)),
             httpx.Client(base_url=base, timeout=30) as http,
         ):
-            for i in range(SERVE_WARMUP + calls):
-                t0 = time.perf_counter_ns()
-                response = http.post("/predict", content=body, headers=headers)
-                elapsed = time.perf_counter_ns() - t0
-                if response.status_code != 200:
-                    raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
-                if i >= SERVE_WARMUP:
-                    served.append(elapsed)
-            answer = response.json()
-        expected = model.predict(row).tolist()
-        http_ms, bare_ms = _summary_ms(served), _summary_ms(bare)
+            figures, answer = serving_figures(
+                lambda: model.predict(row),
+                lambda: _post_ok(http, "/predict", body),
+                SERVE_WARMUP,
+                calls,
+            )
         return {
-            "calls": calls,
-            "http": http_ms,
-            "bare_predict": bare_ms,
-            "overhead_p50_ms": round(http_ms["p50_ms"] - bare_ms["p50_ms"], 4),
-            "overhead_p95_ms": round(http_ms["p95_ms"] - bare_ms["p95_ms"], 4),
-            "correct": answer.get("predictions") == expected,
+            **figures,
+            "correct": answer.get("predictions") == model.predict(row).tolist(),
             "model": "RandomForestClassifier(100 trees) on wine, one row",
             "server": "cairn serve MODEL@production (prediction logging on), httpx keep-alive",
         }
@@ -310,6 +292,7 @@ def monitoring_report_1m(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "errors": sum(g.errors for g in groups),
             "labeled": sum(g.quality.labeled for g in groups if g.quality is not None),
             "drift_rows": sum(g.drift.rows for g in groups if g.drift is not None),
+            "drift_note": next((g.drift.note for g in groups if g.drift and g.drift.note), None),
             "alerts": len(report.alerts),
             "correct": volume == n,
             "report": "MonitoringService.report(model, since=24 h ago, window=1 h), SQLite",

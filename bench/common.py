@@ -340,6 +340,48 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
+def serving_figures(
+    predict: Callable[[], Any], request: Callable[[], Any], warmup: int, calls: int
+) -> tuple[dict[str, Any], Any]:
+    """Overhead of serving over a bare predict, paired: each call times ``predict`` then
+    ``request`` back to back, so both meet the same moment of a noisy machine (a bare
+    predict of the wine forest drifts between 4 and 11 ms here within minutes). The
+    overhead is the median of the per-call differences. Also the last answer."""
+    bare: list[int] = []
+    served: list[int] = []
+    answer = None
+    for i in range(warmup + calls):
+        t0 = time.perf_counter_ns()
+        predict()
+        t1 = time.perf_counter_ns()
+        answer = request()
+        t2 = time.perf_counter_ns()
+        if i >= warmup:
+            bare.append(t1 - t0)
+            served.append(t2 - t1)
+    diffs = sorted((s - b) / 1e6 for s, b in zip(served, bare, strict=True))
+    http_ms, bare_ms = summary_ms(served), summary_ms(bare)
+    figures = {
+        "calls": calls,
+        "http": http_ms,
+        "bare_predict": bare_ms,
+        "overhead_p50_ms": round(percentile(diffs, 50), 4),
+        "overhead_p95_ms": round(percentile(diffs, 95), 4),
+        "overhead_unpaired_p50_ms": round(http_ms["p50_ms"] - bare_ms["p50_ms"], 4),
+    }
+    return figures, answer
+
+
+def summary_ms(durations_ns: list[int]) -> dict[str, float]:
+    """p50, p95 and p99 in milliseconds of durations in nanoseconds."""
+    ordered = sorted(d / 1e6 for d in durations_ns)
+    return {
+        "p50_ms": round(percentile(ordered, 50), 4),
+        "p95_ms": round(percentile(ordered, 95), 4),
+        "p99_ms": round(percentile(ordered, 99), 4),
+    }
+
+
 def latency_summary_us(durations_ns: list[int]) -> dict[str, float]:
     values = sorted(d / 1000 for d in durations_ns)
     return {

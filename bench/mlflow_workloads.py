@@ -70,6 +70,7 @@ from common import (
     write_small_files,
 )
 from mlflow_registry import register_and_load
+from mlflow_serving import serving_overhead
 
 SIDE = "mlflow"
 EXPERIMENT = "bench"
@@ -795,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         "artifact_100mb_twice": artifact_100mb_twice,
         "dataset_10k_files": dataset_10k_files,
         "register_and_load": register_and_load,  # mlflow_registry.py
+        "serving_overhead": serving_overhead,  # mlflow_serving.py
     }
     exit_on_sigterm()
     try:

@@ -13,6 +13,7 @@ periodic check.
 from __future__ import annotations
 
 import io
+import logging
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ from cairn.domain.prediction_stats import (
 from cairn.domain.production import NewPrediction, Prediction, Variant
 from cairn.domain.profiles import check_profile
 from cairn.domain.records import Batch, RunBatch, RunStart
+from cairn.domain.rollups import RELATIVE_ERROR
 from cairn.services.aliases import AliasService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
@@ -187,7 +189,9 @@ def test_volume_errors_and_latency_percentiles_per_window_and_version(world: Wor
     assert (g1.version, g1.volume, g1.errors, g1.error_rate) == (1, 100, 5, 0.05)
     expected = np.percentile(np.arange(1, 101, dtype=float), [50, 95, 99])
     assert g1.latency is not None
-    assert [g1.latency.p50, g1.latency.p95, g1.latency.p99] == pytest.approx(expected.tolist())
+    assert [g1.latency.p50, g1.latency.p95, g1.latency.p99] == pytest.approx(
+        expected.tolist(), rel=RELATIVE_ERROR
+    )
     assert g1.latency.max == 100.0
     ok = [world.predicted[i] for i in range(100) if i % 20]
     assert g1.outputs is not None and g1.outputs.classes == {
@@ -197,7 +201,9 @@ def test_volume_errors_and_latency_percentiles_per_window_and_version(world: Wor
     assert (g2.version, g2.volume, g2.errors) == (2, 40, 0)
     assert g2.latency is not None
     expected2 = np.percentile(10.0 * np.arange(40), [50, 95, 99])
-    assert [g2.latency.p50, g2.latency.p95, g2.latency.p99] == pytest.approx(expected2.tolist())
+    assert [g2.latency.p50, g2.latency.p95, g2.latency.p99] == pytest.approx(
+        expected2.tolist(), rel=RELATIVE_ERROR
+    )
     assert [(g.version, g.volume) for g in second.groups] == [(1, 10)]
     assert g1.latency.mean == pytest.approx(50.5)
 
@@ -277,7 +283,7 @@ def test_regression_quality_and_numeric_outputs(world: World) -> None:
     assert group.quality.rmse == pytest.approx(np.sqrt(mean_squared_error(actual, outputs)))
     assert group.outputs is not None and group.outputs.numeric is not None
     assert group.outputs.numeric.mean == pytest.approx(float(np.mean(outputs)))
-    assert group.outputs.numeric.p50 == pytest.approx(float(np.median(outputs)))
+    assert group.outputs.numeric.p50 == pytest.approx(float(np.median(outputs)), rel=RELATIVE_ERROR)
 
 
 # ----------------------------------------------------------------------------- drift
@@ -640,3 +646,187 @@ def test_drift_of_a_large_window_is_read_off_a_sample() -> None:
         drift=DriftSettings(),
     )
     assert again.drift == stats.drift  # the same sample: a report can be made again
+
+
+# ---------------------------------------------------------------------------- rollups
+
+
+def mixed_traffic(world: World, n: int, seed: int, span: timedelta) -> list[NewPrediction]:
+    """``n`` predictions of the endpoint ``churn``'s two variants at random times over
+    ``span`` from T0: errors, latencies from 0 to seconds, and some with no latency."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        row = rng.randrange(len(world.rows))
+        challenger = rng.random() < 0.3
+        records.append(
+            NewPrediction(
+                f"m{seed}-{i}",
+                world.rows[row],
+                world.predicted[row] if rng.random() < 0.9 else rng.randrange(3),
+                at=T0 + timedelta(seconds=rng.uniform(0, span.total_seconds())),
+                latency_ms=None
+                if rng.random() < 0.05
+                else rng.choice([0.0, rng.lognormvariate(1, 1.5)]),
+                error="boom" if rng.random() < 0.07 else None,
+                variant="challenger" if challenger else "champion",
+                shadow=challenger,
+            )
+        )
+    return records
+
+
+def log_mixed(world: World, records: list[NewPrediction]) -> None:
+    by_variant: dict[str, list[NewPrediction]] = {}
+    for record in records:
+        by_variant.setdefault(record.variant, []).append(record)
+    for variant, mine in by_variant.items():
+        world.log("wine:1" if variant == "champion" else "wine:2", mine, endpoint="churn")
+
+
+def direct_stats(world: World, report: Any, task: str | None = None) -> dict[tuple[Any, ...], Any]:
+    """The report's groups computed by ``summarize`` straight from the raw rows."""
+    out = {}
+    for window in report.windows:
+        rows = world.predictions.predictions(
+            P,
+            endpoint=report.endpoint,
+            model=report.model,
+            since=window.start,
+            until=min(window.end, report.until),
+        )
+        groups: dict[tuple[str, str, int], list[Prediction]] = {}
+        for p in rows:
+            variant = p.variant if report.endpoint else ""
+            groups.setdefault((variant, p.model, p.version), []).append(p)
+        for (variant, model, version), found in groups.items():
+            stats = summarize(found, model=model, version=version, variant=variant, task=task)
+            out[(window.start, variant, model, version)] = stats
+    return out
+
+
+def assert_same_stats(report: Any, expected: dict[tuple[Any, ...], Any]) -> None:
+    got = {(w.start, g.variant, g.model, g.version): g for w in report.windows for g in w.groups}
+    assert set(got) == set(expected)
+    for key, want in expected.items():
+        mine = got[key]
+        counts = ("volume", "errors", "error_rate", "shadow", "task", "quality")
+        assert [getattr(mine, c) for c in counts] == [getattr(want, c) for c in counts], key
+        if want.latency is None:
+            assert mine.latency is None
+        else:
+            assert mine.latency is not None
+            assert mine.latency.max == want.latency.max
+            assert mine.latency.mean == pytest.approx(want.latency.mean, rel=1e-9)
+            for q in ("p50", "p95", "p99"):
+                assert getattr(mine.latency, q) == pytest.approx(
+                    getattr(want.latency, q), rel=RELATIVE_ERROR, abs=1e-9
+                ), (key, q)
+        if want.outputs is not None and want.outputs.numeric is not None:
+            assert mine.outputs is not None and mine.outputs.numeric is not None
+            a, b = mine.outputs.numeric, want.outputs.numeric
+            assert (a.count, a.min, a.max) == (b.count, b.min, b.max)
+            assert [a.mean, a.std] == pytest.approx([b.mean, b.std], rel=1e-9)
+            assert a.p50 == pytest.approx(b.p50, rel=RELATIVE_ERROR)
+        else:
+            assert mine.outputs == want.outputs, key
+
+
+def test_report_from_rollups_equals_the_scan_of_the_raw_rows(world: World) -> None:
+    """Counts exact, quantiles within the sketch's error, whatever the windows: errors,
+    feedback (some wrong, some resent), shadow traffic, a resent batch (not counted
+    twice), and an end in the middle of a minute (read off the predictions)."""
+    world.aliases.set_alias("wine", "production", 1, project=P)
+    world.aliases.set_alias("wine", "staging", 2, project=P)
+    make_endpoint(
+        world,
+        "churn",
+        {"drift": False},
+        Variant("champion", "wine@production", 100),
+        Variant("challenger", "wine@staging", 0, shadow=True),
+    )
+    records = mixed_traffic(world, 3000, seed=7, span=3 * HOUR)
+    log_mixed(world, records)
+    log_mixed(world, records[:700])  # resent: skipped, and not counted again
+    rng = random.Random(8)
+    truth = {
+        r.request_id: r.outputs if rng.random() < 0.8 else (r.outputs or 0) + 1 for r in records
+    }
+    labeled = dict(list(truth.items())[::3])
+    world.predictions.log_feedback(P, labeled)
+    world.predictions.log_feedback(P, dict(list(labeled.items())[:50]))  # sent again
+    until = T0 + 2 * HOUR + timedelta(minutes=17, seconds=30.5)
+
+    for window in ("1h", "15m", "1m", "90s"):  # 90 s: not whole minutes, read off the rows
+        report = world.monitoring.report(
+            P, endpoint="churn", since=T0, until=until, window=window, record=False
+        )
+        assert sum(g.volume for w in report.windows for g in w.groups) == sum(
+            1 for r in records if r.at is not None and r.at < until
+        )
+        assert_same_stats(report, direct_stats(world, report))
+    model_report = world.monitoring.report(P, model="wine", since=T0, until=until, record=False)
+    assert_same_stats(model_report, direct_stats(world, model_report))
+
+
+def test_regression_outputs_from_rollups(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """Many distinct fractional outputs: moments and a histogram, not class counts; a
+    report that must show them as classes reads the predictions instead."""
+    rng = random.Random(3)
+    records = [
+        NewPrediction(
+            f"r{i}",
+            world.rows[i % len(world.rows)],
+            rng.gauss(100, 0.01),
+            at=at(T0, i),
+            latency_ms=rng.uniform(1, 2),
+        )
+        for i in range(600)
+    ]
+    world.log("wine:1", records)
+    world.predictions.log_feedback(P, {r.request_id: rng.gauss(100, 0.01) for r in records[:90]})
+    report = world.monitoring.report(P, model="wine", since=T0, until=T0 + HOUR, record=False)
+    assert_same_stats(report, direct_stats(world, report))
+    (group,) = report.windows[0].groups
+    assert group.task == "regression" and group.outputs is not None
+    assert group.outputs.numeric is not None and group.outputs.numeric.count == 600
+    world.endpoints.create(
+        P,
+        "reg",
+        [Variant("only", "wine:1", 100)],
+        settings={"task": "classification", "drift": False},
+    )
+    world.log(
+        "wine:1",
+        [
+            NewPrediction(f"e{i}", {}, rng.random(), at=at(T0, i % 50), variant="only")
+            for i in range(300)  # in one minute: more distinct outputs than a rollup keeps
+        ],
+        endpoint="reg",
+    )
+    with caplog.at_level(logging.INFO, logger="cairn.monitoring"):
+        as_classes = world.monitoring.report(
+            P, endpoint="reg", since=T0, until=T0 + HOUR, record=False
+        )
+    assert "reads predictions" in caplog.text
+    assert_same_stats(as_classes, direct_stats(world, as_classes, task="classification"))
+
+
+def test_drift_sample_from_rollups_spans_the_window(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the sample size, a group's inputs are read a few from each part of the window."""
+    monkeypatch.setattr("cairn.services.monitoring.DRIFT_FLOOR", 50)
+    monkeypatch.setattr("cairn.services.monitoring.DRIFT_BUDGET", 50)
+    records = [
+        NewPrediction(f"s{i}", world.rows[i % len(world.rows)], 0, at=at(T0, i))
+        for i in range(600)  # ten minutes
+    ]
+    world.log("wine:1", records)
+    report = world.monitoring.report(P, model="wine", since=T0, until=T0 + HOUR, record=False)
+    (group,) = report.windows[0].groups
+    assert group.drift is not None and group.drift.rows == 50
+    assert (
+        group.drift.note
+        == "a sample of 50 of 600 predictions, the earliest in each part of the window"
+    )

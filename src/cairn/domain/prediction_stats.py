@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.domain.monitoring import (
     Drift,
@@ -34,6 +34,9 @@ from cairn.domain.monitoring import (
 from cairn.domain.production import Prediction
 from cairn.domain.profiles import FORMAT, HISTOGRAM_BINS, QUANTILES, TOP_VALUES, diff_profiles
 from cairn.domain.stats import percentile
+
+if TYPE_CHECKING:
+    from cairn.domain.rollups import Rollup
 
 OTHER = "(other)"
 DRIFT_SAMPLE = 10_000  # input rows profiled per version and window, at most
@@ -115,15 +118,7 @@ def summarize_counted(
     task = task or infer_task(
         [o for o, _, _ in outcomes if o is not None] + [a for _, a, _ in labeled]
     )
-    found = None
-    if drift is not None and reference is not None:
-        if reference.profile is None:
-            found = Drift(reference.ref, ok, note=reference.note)
-        else:
-            note = None
-            if len(counted.inputs) < ok:
-                note = f"a sample of {len(counted.inputs):,} of {ok:,} predictions"
-            found = _drift_from(counted.inputs, reference, drift, note)
+    found = sampled_drift(counted.inputs, ok, reference, drift)
     volume = counted.volume
     return GroupStats(
         model=model,
@@ -139,6 +134,60 @@ def summarize_counted(
         quality=weighted_quality(labeled, task) if labeled and task else None,
         drift=found,
     )
+
+
+def summarize_rollup(
+    rollup: Rollup,
+    labeled: Sequence[tuple[Any, Any, int]],
+    *,
+    model: str,
+    version: int,
+    variant: str = "",
+    shadow: bool = False,
+    task: str | None = None,
+    drift: Drift | None = None,
+) -> GroupStats:
+    """``summarize`` of predictions added up in a rollup (``domain/rollups.py``), with
+    the (outputs, actual, how many) of those whose feedback arrived and their drift
+    (``sampled_drift``). Counts are exact, percentiles within the sketch's error."""
+    pairs = [(prediction_value(o), prediction_value(a), n) for o, a, n in labeled]
+    pairs = [(o, a, n) for o, a, n in pairs if a is not None and o is not None]
+    if task is None and (rollup.outputs.values or pairs):
+        fractional = rollup.outputs.fractional or any(isinstance(a, float) for _, a, _ in pairs)
+        task = "regression" if fractional else "classification"
+    return GroupStats(
+        model=model,
+        version=version,
+        variant=variant,
+        shadow=shadow,
+        volume=rollup.volume,
+        errors=rollup.errors,
+        error_rate=rollup.errors / rollup.volume if rollup.volume else 0.0,
+        latency=rollup.latency_stats(),
+        task=task,
+        outputs=rollup.outputs.distribution(task),
+        quality=weighted_quality(pairs, task) if pairs and task else None,
+        drift=drift,
+    )
+
+
+def sampled_drift(
+    inputs: Sequence[Any],
+    ok: int,
+    reference: Reference | None,
+    settings: DriftSettings | None,
+    how: str = "",
+) -> Drift | None:
+    """Drift of a sample of ``ok`` successful predictions' inputs; the note says when
+    it was a sample (``how`` says how it was drawn)."""
+    if settings is None or reference is None:
+        return None
+    if reference.profile is None:
+        return Drift(reference.ref, ok, note=reference.note)
+    note = None
+    if len(inputs) < ok:
+        note = f"a sample of {len(inputs):,} of {ok:,} predictions{how}"
+    return _drift_from(inputs, reference, settings, note)
 
 
 def _latency(ordered: list[float]) -> Latency | None:
@@ -175,7 +224,7 @@ def prediction_value(value: Any) -> Any:
     return value
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -198,9 +247,7 @@ def quality(pairs: Sequence[tuple[Any, Any]], task: str) -> Quality:
 def weighted_quality(triples: Sequence[tuple[Any, Any, int]], task: str) -> Quality:
     """``quality`` of (predicted, actual, how many times) triples."""
     if task == "regression":
-        numeric = [
-            (float(p) - float(a), n) for p, a, n in triples if _is_number(p) and _is_number(a)
-        ]
+        numeric = [(float(p) - float(a), n) for p, a, n in triples if is_number(p) and is_number(a)]
         count = sum(n for _, n in numeric)
         if not count:
             return Quality(task, 0)
@@ -216,7 +263,7 @@ def weighted_quality(triples: Sequence[tuple[Any, Any, int]], task: str) -> Qual
     hits: Counter[str] = Counter()
     n = 0
     for p_value, a_value, times in triples:
-        p_label, a_label = _label(p_value), _label(a_value)
+        p_label, a_label = class_label(p_value), class_label(a_value)
         labels.update((p_label, a_label))
         predicted[p_label] += times
         actual[a_label] += times
@@ -240,7 +287,7 @@ def weighted_quality(triples: Sequence[tuple[Any, Any, int]], task: str) -> Qual
     )
 
 
-def _label(value: Any) -> str:
+def class_label(value: Any) -> str:
     """A class label as text, as JSON writes it (1 and "1" are the same class)."""
     if isinstance(value, str):
         return value
@@ -261,7 +308,7 @@ def _weighted_distribution(
     values = [(o, n) for o, n in outputs if o is not None]
     if not values:
         return None
-    if task == "regression" and all(_is_number(v) for v, _ in values):
+    if task == "regression" and all(is_number(v) for v, _ in values):
         numbers = [float(v) for v, n in values for _ in range(n)]
         numbers.sort()
         mean = math.fsum(numbers) / len(numbers)
@@ -277,7 +324,7 @@ def _weighted_distribution(
         )
     counts: Counter[str] = Counter()
     for v, n in values:
-        counts[_label(v)] += n
+        counts[class_label(v)] += n
     top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     classes = dict(top[:TOP_VALUES])
     rest = sum(n for _, n in top[TOP_VALUES:])
@@ -395,7 +442,7 @@ def _column(name: str, values: list[Any]) -> dict[str, Any]:
     }
     if present and all(isinstance(v, bool) for v in present):
         return {**base, "dtype": "bool", "kind": "boolean", **_top(present)}
-    if all(_is_number(v) for v in present):
+    if all(is_number(v) for v in present):
         dtype = "int64" if all(isinstance(v, int) for v in present) else "float64"
         return {**base, "dtype": dtype, "kind": "numeric", **_numeric(present)}
     return {**base, "dtype": "object", "kind": "categorical", **_top(present)}

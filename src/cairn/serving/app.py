@@ -72,6 +72,8 @@ def create_serving_app(server: InferenceServer, *, max_body_bytes: int = MAX_BOD
     )
     app.state.server = server
 
+    # Probes and metrics answer on the event loop, so a thread pool busy with predictions
+    # never makes a liveness check time out; predictions run in the pool.
     @app.post("/predict", response_model=PredictOut, responses=_ERRORS)
     def predict(body: PredictIn) -> JSONResponse:
         """Predict rows given as ``records``, ``columns`` or ``instances``. The answer
@@ -79,12 +81,12 @@ def create_serving_app(server: InferenceServer, *, max_body_bytes: int = MAX_BOD
         return JSONResponse(server.predict(body))
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok", "version": __version__}
 
     @app.get("/readyz", responses={503: {"model": ErrorOut}})
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
         """Every variant that answers has a model loaded; what each serves now."""
         status = server.status()
         if not server.ready():
@@ -92,7 +94,7 @@ def create_serving_app(server: InferenceServer, *, max_body_bytes: int = MAX_BOD
         return JSONResponse({"status": "ready", "variants": status})
 
     @app.get("/metrics", response_class=Response)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus text format: requests, errors and latency by model version."""
         return Response(server.metrics.render(), media_type=CONTENT_TYPE)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, Table, insert, select
 
+from cairn.store.repositories.prediction_rollups import ROLLUP_COLUMNS, RollupRepository
 from cairn.store.tables import Base
 
 
@@ -168,8 +169,12 @@ class PortabilityRepository:
         return int(self.conn.execute(stmt).scalar_one())
 
     def insert_many(self, plan: TablePlan, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows in their order; a surrogate key in them is left to the database."""
+        """Insert rows in their order; a surrogate key in them is left to the database.
+        Predictions are added to their rollups too (monitoring reads those)."""
         if rows:
             drop = plan.surrogate
             values = [{k: v for k, v in row.items() if k != drop} for row in rows]
             self.conn.execute(insert(table(plan.name)), values)
+            if plan.name == "predictions":
+                sources = (tuple(row[c] for c in ROLLUP_COLUMNS) for row in values)
+                RollupRepository(self.conn).add(sources)

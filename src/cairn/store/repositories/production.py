@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Connection, Table, case, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement
@@ -15,6 +25,7 @@ from sqlalchemy.sql import ColumnElement
 from cairn.domain.production import Endpoint, Variant
 from cairn.domain.records import ms_to_datetime, now_ms
 from cairn.store.bulk import executemany, fetchall, no_gc_pauses
+from cairn.store.repositories.prediction_rollups import ROLLUP_COLUMNS, RollupRepository
 from cairn.store.tables import EndpointRow, EndpointVariantRow, FeedbackRow, PredictionRow
 
 _E = cast(Table, EndpointRow.__table__)
@@ -37,6 +48,8 @@ PREDICTION_COLUMNS = [
     "latency_ms",
     "error",
 ]
+# A row of PREDICTION_COLUMNS as the rollups read it (ROLLUP_COLUMNS).
+_ROLLUP_SOURCE = itemgetter(*[PREDICTION_COLUMNS.index(c) for c in ROLLUP_COLUMNS])
 
 
 class ProductionRepository:
@@ -124,7 +137,8 @@ class ProductionRepository:
 
         Rows are dicts keyed by PREDICTION_COLUMNS, or tuples in that order. Returns how
         many were new: on SQLite the connection's count of changed rows (a skipped row
-        changes none), elsewhere the ids the insert returns.
+        changes none), elsewhere the rows the insert returns. The new ones, and only
+        they, are added to the per-minute rollups in the same transaction.
         """
         if not rows:
             return 0
@@ -137,6 +151,7 @@ class ProductionRepository:
             if isinstance(rows[0], dict)
             else rows
         )
+        last_id = self.conn.execute(select(func.max(_P.c.id))).scalar() or 0
         executemany(
             self.conn,
             _insert_predictions_sqlite,
@@ -144,21 +159,31 @@ class ProductionRepository:
             PREDICTION_COLUMNS,
             name="predictions.insert",
         )
-        return int(dbapi.total_changes) - before  # type: ignore[union-attr]
+        stored = int(dbapi.total_changes) - before  # type: ignore[union-attr]
+        if stored == len(as_tuples):
+            new: Iterable[Any] = map(_ROLLUP_SOURCE, as_tuples)
+        else:  # some were skipped: the new ones are those past the last id (one writer)
+            columns = [_P.c[c] for c in ROLLUP_COLUMNS]
+            new = self.conn.execute(select(*columns).where(_P.c.id > last_id)).all()
+        RollupRepository(self.conn).add(new)
+        return stored
 
     def _add_returning(self, rows: list[Any]) -> int:
+        """PostgreSQL: the insert returns what the rows that were new add to the rollups
+        (a row another transaction inserted first is skipped and returns nothing)."""
         if not isinstance(rows[0], dict):
             rows = [dict(zip(PREDICTION_COLUMNS, r, strict=True)) for r in rows]
-        stored = 0
+        new: list[Any] = []
         for start in range(0, len(rows), 1000):
             stmt = (
                 self._insert(_P)
                 .values(rows[start : start + 1000])
                 .on_conflict_do_nothing(index_elements=["project_id", "request_id", "variant"])
-                .returning(_P.c.id)
+                .returning(*[_P.c[c] for c in ROLLUP_COLUMNS])
             )
-            stored += len(self.conn.execute(stmt).all())  # rowcount is -1 on psycopg here
-        return stored
+            new += self.conn.execute(stmt).all()  # rowcount is -1 on psycopg here
+        RollupRepository(self.conn).add(new)
+        return len(new)
 
     def upsert_feedback(self, project_id: int, items: list[tuple[str, str]]) -> None:
         if not items:
@@ -206,11 +231,10 @@ class ProductionRepository:
     # -- what a monitoring report reads -------------------------------------------------
 
     def _where(self, scope: PredictionScope) -> list[ColumnElement[bool]]:
-        where = [
-            _P.c.project_id == scope.project_id,
-            _P.c.at >= scope.since_ms,
-            _P.c.at < scope.until_ms,
-        ]
+        return [*self._subject(scope), _P.c.at >= scope.since_ms, _P.c.at < scope.until_ms]
+
+    def _subject(self, scope: PredictionScope) -> list[ColumnElement[bool]]:
+        where = [_P.c.project_id == scope.project_id]
         if scope.model_id is not None:
             where.append(_P.c.model_id == scope.model_id)
         if scope.endpoint_id is not None:
@@ -222,10 +246,7 @@ class ProductionRepository:
     def _where_group(
         self, scope: PredictionScope, variant: str | None, model_id: int, version: int
     ) -> list[ColumnElement[bool]]:
-        where = [*self._where(scope), _P.c.model_id == model_id, _P.c.model_version == version]
-        if variant is not None:
-            where.append(_P.c.variant == variant)
-        return where
+        return [*self._where(scope), *_group(variant, model_id, version)]
 
     def outcome_counts(self, scope: PredictionScope) -> list[tuple[Any, ...]]:
         """Predictions counted per window, group and outcome: (window index, variant, model
@@ -258,6 +279,25 @@ class ProductionRepository:
                     found.append((*key, actual, n))
         found.extend((*key, None, n) for key, n in totals.items() if n > 0)
         return found
+
+    def labeled_counts(self, scope: PredictionScope) -> list[tuple[Any, ...]]:
+        """Successful predictions that have feedback, counted per window, group, outputs
+        and actual: (window index, variant, model id, version, shadow 0/1, outputs JSON,
+        actual JSON, count). Reads the feedback and the predictions it names, no more."""
+        sql = self._labeled_sql(scope, int(scope.origin_ms), int(scope.size_ms))
+        return [tuple(r) for r in self.conn.exec_driver_sql(sql).cursor.fetchall()]
+
+    def rollup_sources(
+        self, scope: PredictionScope, versions: Sequence[int] | None = None
+    ) -> list[Any]:
+        """The scope's predictions as the rollups read them (ROLLUP_COLUMNS): for the
+        part of a minute that a report's end cuts off. ``versions``, all a model has,
+        let the index on (model, version, time) seek each instead of reading it all."""
+        where = self._where(scope)
+        if versions is not None:
+            where.append(_P.c.model_version.in_(list(versions)))
+        columns = [_P.c[c] for c in ROLLUP_COLUMNS]
+        return list(self.conn.execute(select(*columns).where(*where)).all())
 
     def _labeled_sql(self, scope: PredictionScope, origin: int, size: int) -> str:
         """The feedback joined to its predictions, counted like ``outcome_counts``. Written
@@ -315,6 +355,38 @@ class ProductionRepository:
         stmt = select(_P.c.inputs).where(*where).order_by(_P.c.id).limit(limit)
         return [r[0] for r in fetchall(self.conn, stmt)]
 
+    def inputs_strata(
+        self,
+        scope: PredictionScope,
+        variant: str | None,
+        model_id: int,
+        version: int,
+        strata: Sequence[tuple[int, int]],
+        per: int,
+    ) -> list[str]:
+        """The inputs (JSON) of one group's earliest ``per`` successful predictions in
+        each time range [start, end) of ``strata``: one index seek each, the statement
+        compiled once (building it per range cost more than running it)."""
+        where = [
+            *self._subject(scope),
+            *_group(variant, model_id, version),
+            _P.c.at >= bindparam("b_start"),
+            _P.c.at < bindparam("b_end"),
+            _P.c.error.is_(None),
+        ]
+        stmt = select(_P.c.inputs).where(*where).order_by(_P.c.at, _P.c.id).limit(per)
+        compiled = stmt.compile(
+            dialect=self.conn.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        sql, fixed = str(compiled), compiled.params
+        found: list[str] = []
+        for start, end in strata:
+            params: Any = {**fixed, "b_start": start, "b_end": end}
+            if self.conn.dialect.paramstyle == "qmark":
+                params = tuple(params[name] for name in compiled.positiontup or [])
+            found += [r[0] for r in self.conn.exec_driver_sql(sql, params).cursor.fetchall()]
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class PredictionScope:
@@ -329,6 +401,13 @@ class PredictionScope:
     model_id: int | None = None
     endpoint_id: int | None = None
     version: int | None = None
+
+
+def _group(variant: str | None, model_id: int, version: int) -> list[ColumnElement[bool]]:
+    where = [_P.c.model_id == model_id, _P.c.model_version == version]
+    if variant is not None:
+        where.append(_P.c.variant == variant)
+    return where
 
 
 def _insert_predictions_sqlite() -> Any:

@@ -2,7 +2,7 @@
 
 Predictions are append-only and the volume table; they are keyed for the questions
 monitoring asks: one model version over a time window, one endpoint over a window, one
-request by its id (feedback joins on it).
+request by its id (feedback joins on it). Their rollups per minute are written with them.
 """
 
 from __future__ import annotations
@@ -75,3 +75,39 @@ class FeedbackRow(Base):
     request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     actual: Mapped[str] = mapped_column(Text)  # JSON
     at: Mapped[int] = mapped_column(BigInteger)
+
+
+class PredictionRollupRow(Base):
+    """Predictions of one group (version, endpoint, variant) added up per minute, kept
+    as they are logged, so a monitoring report reads these instead of every prediction
+    (``domain/rollups.py`` says what the columns hold)."""
+
+    __tablename__ = "prediction_rollups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    model_id: Mapped[int] = mapped_column(BigInteger)
+    model_version: Mapped[int] = mapped_column(Integer)
+    endpoint_id: Mapped[int] = mapped_column(BigInteger)  # 0 outside endpoints: a key part
+    variant: Mapped[str] = mapped_column(String(100))
+    shadow: Mapped[bool] = mapped_column(Boolean)
+    minute: Mapped[int] = mapped_column(BigInteger)  # its start, ms since the epoch
+    volume: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    latency: Mapped[str] = mapped_column(Text)  # JSON: moments and a log-scale histogram
+    outputs: Mapped[str] = mapped_column(Text)  # JSON: class counts, moments, histogram
+
+    __table_args__ = (
+        Index(
+            "uq_prediction_rollups_key",
+            "project_id",
+            "model_id",
+            "model_version",
+            "endpoint_id",
+            "variant",
+            "shadow",
+            "minute",
+            unique=True,
+        ),
+        Index("ix_prediction_rollups_endpoint", "endpoint_id", "minute"),
+    )

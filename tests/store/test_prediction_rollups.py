@@ -1,0 +1,157 @@
+"""The per-minute rollups of predictions on real databases: kept by the insert (a resent
+row never counted twice), and built by migration 0006 from the predictions already
+stored, the same as the insert builds them."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from alembic import command
+from sqlalchemy import Connection, Table, insert, select
+
+from cairn.domain.rollups import MINUTE_MS, Rollup, fold
+from cairn.store.database import Database
+from cairn.store.engine import make_engine, resolve_store
+from cairn.store.repositories.prediction_rollups import KEY_COLUMNS, ROLLUP_COLUMNS
+from cairn.store.repositories.production import PREDICTION_COLUMNS, ProductionRepository
+from cairn.store.schema import alembic_config, head_revision
+from cairn.store.tables.production import PredictionRollupRow, PredictionRow
+
+T0 = 1_767_261_600_000  # 2026-01-01 10:00 UTC, in ms
+
+
+def predictions(n: int, seed: int, offset: int = 0) -> list[dict[str, Any]]:
+    """Two projects, two models, an endpoint's two variants, errors, missing latencies."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(offset, offset + n):
+        failed = rng.random() < 0.1
+        endpoint = rng.choice([None, 7])
+        rows.append(
+            {
+                "project_id": rng.choice([1, 2]),
+                "model_id": rng.choice([10, 11]),
+                "model_version": rng.choice([1, 2]),
+                "endpoint_id": endpoint,
+                "variant": "" if endpoint is None else rng.choice(["a", "b"]),
+                "shadow": False,
+                "request_id": f"r{i}",
+                "unit_id": None,
+                "at": T0 + rng.randrange(10 * MINUTE_MS),
+                "inputs": "[1, 2]",
+                "outputs": None if failed else json.dumps([rng.randrange(3)]),
+                "latency_ms": None if rng.random() < 0.1 else rng.uniform(0, 50),
+                "error": "boom" if failed else None,
+            }
+        )
+    return rows
+
+
+def stored_rollups(conn: Connection) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    table = PredictionRollupRow.__table__
+    out = {}
+    for row in conn.execute(select(table)).mappings():
+        key = tuple(row[c] for c in KEY_COLUMNS)
+        out[(*key[:5], bool(key[5]), key[6])] = _comparable(
+            Rollup.from_columns(row["volume"], row["errors"], row["latency"], row["outputs"])
+        )
+    return out
+
+
+def expected_rollups(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    sources = [tuple(r[c] for c in ROLLUP_COLUMNS) for r in rows]
+    return {k: _comparable(v) for k, v in fold(sources).items()}
+
+
+def _comparable(rollup: Rollup) -> tuple[Any, ...]:
+    """Everything a rollup holds; the float moments rounded (added in another order)."""
+    lat = rollup.latency
+    return (
+        rollup.volume,
+        rollup.errors,
+        lat.n,
+        round(lat.mean, 9),
+        lat.low,
+        lat.high,
+        rollup.latency_sketch.to_json(),
+        rollup.outputs.classes,
+        rollup.outputs.values,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "store")
+        return
+    yield request.getfixturevalue("pg_fresh")
+
+
+def test_insert_counts_only_the_new_rows(store: str) -> None:
+    db = Database(store)
+    try:
+        first = predictions(500, seed=1)
+        resent = [dict(r, latency_ms=999.0, outputs="[9]") for r in first[400:]]
+        later = resent + predictions(200, seed=2, offset=500)  # 100 resent, other values
+        with db.write() as tx:
+            assert ProductionRepository(tx.conn).add_predictions(first) == 500
+        with db.write() as tx:
+            repo = ProductionRepository(tx.conn)
+            assert repo.add_predictions(first[:100]) == 0  # all resent: nothing changes
+            as_tuples = [tuple(r[c] for c in PREDICTION_COLUMNS) for r in later]
+            assert repo.add_predictions(as_tuples) == 200
+        with db.read() as conn:
+            found = stored_rollups(conn)
+            kept = list(
+                conn.execute(select(*[PredictionRow.__table__.c[c] for c in ROLLUP_COLUMNS]))
+            )
+    finally:
+        db.close()
+    by_request = {r["request_id"]: r for r in later}
+    by_request.update({r["request_id"]: r for r in first})  # the first logged stays
+    assert found == expected_rollups(list(by_request.values()))
+    assert sum(v[0] for v in found.values()) == len(kept) == 700
+
+
+def test_migration_builds_the_rollups_of_stored_predictions(store: str) -> None:
+    rows = predictions(3000, seed=3)
+    engine = make_engine(resolve_store(store).database_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0005")
+        with engine.begin() as conn:
+            conn.execute(insert(cast(Table, PredictionRow.__table__)), rows)
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), head_revision())
+        with engine.connect() as conn:
+            built = stored_rollups(conn)
+    finally:
+        engine.dispose()
+    assert built == expected_rollups(rows)
+    assert sum(v[0] for v in built.values()) == 3000
+
+
+def test_writers_logging_the_same_minutes_at_once_lose_nothing(store: str) -> None:
+    """PostgreSQL: transactions that add to the same rollup rows wait for each other."""
+    db = Database(store)
+    batches = [predictions(200, seed=10 + i, offset=200 * i) for i in range(12)]
+
+    def log(batch: list[dict[str, Any]]) -> int:
+        with db.write() as tx:
+            return ProductionRepository(tx.conn).add_predictions(batch)
+
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            stored = sum(pool.map(log, batches))
+        with db.read() as conn:
+            found = stored_rollups(conn)
+    finally:
+        db.close()
+    assert stored == 2400
+    assert found == expected_rollups([row for batch in batches for row in batch])
