@@ -56,6 +56,7 @@ from cairn.domain.rollups import RELATIVE_ERROR
 from cairn.services.aliases import AliasService
 from cairn.services.blobs import BlobService
 from cairn.services.data import DataService
+from cairn.services.lineage import LineageService
 from cairn.services.monitoring import ALERT_ACTION, MONITOR_ACTOR, MonitoringService
 from cairn.services.production import EndpointService, PredictionService
 from cairn.services.registry import RegistryService
@@ -830,3 +831,45 @@ def test_drift_sample_from_rollups_spans_the_window(
         group.drift.note
         == "a sample of 50 of 600 predictions, the earliest in each part of the window"
     )
+
+
+# ---------------------------------------------------------------------------- lineage
+
+
+def test_lineage_reaches_the_endpoints_a_version_served(world: World) -> None:
+    """Up from an endpoint: the versions that answered its traffic (shadows too), then
+    the run and data behind them; down from a version: the endpoints it served."""
+    world.aliases.set_alias("wine", "production", 1, project=P)
+    make_endpoint(
+        world,
+        "churn",
+        {},
+        Variant("champion", "wine@production", 100),
+        Variant("trial", "wine:2", 0, shadow=True),
+    )
+    now = datetime.now(UTC)
+
+    def traffic(variant: str, shadow: bool) -> list[NewPrediction]:
+        return [
+            NewPrediction(
+                f"{variant}-{i}", world.rows[i], 0, at=now, variant=variant, shadow=shadow
+            )
+            for i in range(3)
+        ]
+
+    world.log("wine@production", traffic("champion", False), endpoint="churn")
+    world.log("wine:2", traffic("trial", True), endpoint="churn")
+    blobs = BlobService(world.db)
+    lineage = LineageService(world.db, DataService(world.db, blobs), world.registry)
+
+    up = lineage.lineage("endpoints/churn", "up", project=P)
+    assert up.root == f"endpoint:{P}/churn"
+    assert {n.label for n in up.models()} == {"wine:1", "wine:2"}
+    assert {n.label for n in up.datasets()} == {"wine:1"}  # what trained them
+    served = {(e.source, e.role) for e in up.edges if e.relation.value == "served"}
+    assert served == {(f"model:{P}/wine:1", "champion"), (f"model:{P}/wine:2", "trial (shadow)")}
+
+    down = lineage.lineage(f"models/{P}/wine:1", "down", project=P)
+    assert [n.label for n in down.endpoints()] == ["churn"]
+    with pytest.raises(NotFound, match="no endpoint 'nope'"):
+        lineage.lineage("endpoints/nope", project=P)

@@ -98,6 +98,8 @@ def describe(node: LineageNode, home: str) -> str:
         run_id = node.ref.removeprefix("runs/")
         return f"run {run_id}{name} ({node.status})"
     label = node.label if node.project == home else f"{node.project}/{node.label}"
+    if node.kind is NodeKind.ENDPOINT:
+        return f"endpoint {label}"
     if node.kind is NodeKind.DATASET:
         return f"dataset {label}" + (f" (batch {node.batch})" if node.batch else "")
     details = [node.semver or "", *node.aliases, node.approval or ""]

@@ -3,8 +3,10 @@
     dataset ──input(role)──▶ run ──output──▶ dataset
     run ──trained──▶ model ──input(role)──▶ run
     parent run ──step──▶ child run
+    model ──served(variant)──▶ endpoint     (the versions that answered its traffic)
 
-Node ids name the kind: ``dataset:proj/wine:3``, ``run:<ULID>``, ``model:proj/iris:2``.
+Node ids name the kind: ``dataset:proj/wine:3``, ``run:<ULID>``, ``model:proj/iris:2``,
+``endpoint:proj/churn``.
 Walking ``up`` follows edges backwards (what produced this?), ``down`` forwards (what did
 this feed?), ``both`` does both from the same start.
 
@@ -33,6 +35,7 @@ class NodeKind(StrEnum):
     DATASET = "dataset"
     RUN = "run"
     MODEL = "model"
+    ENDPOINT = "endpoint"
 
 
 class Relation(StrEnum):
@@ -40,6 +43,7 @@ class Relation(StrEnum):
     OUTPUT = "output"  # run -> dataset (the run produced the version)
     TRAINED = "trained"  # run -> model (the version's source run)
     STEP = "step"  # parent run -> child run
+    SERVED = "served"  # model -> endpoint (the variant it answered as, from logged traffic)
 
 
 def dataset_node_id(project: str, name: str, version: int) -> str:
@@ -48,6 +52,10 @@ def dataset_node_id(project: str, name: str, version: int) -> str:
 
 def model_node_id(project: str, name: str, version: int) -> str:
     return f"model:{project}/{name}:{version}"
+
+
+def endpoint_node_id(project: str, name: str) -> str:
+    return f"endpoint:{project}/{name}"
 
 
 def run_node_id(run_id: str) -> str:
@@ -90,7 +98,8 @@ class LineageNode:
 
 @dataclass(frozen=True, slots=True)
 class LineageEdge:
-    """Data flows from ``source`` to ``target``; ``role`` only on ``input`` edges."""
+    """Data flows from ``source`` to ``target``; ``role`` on ``input`` edges (how the run
+    used it) and ``served`` edges (the endpoint variant, ``(shadow)`` for a shadow)."""
 
     source: str
     target: str
@@ -132,6 +141,9 @@ class Lineage:
 
     def models(self) -> list[LineageNode]:
         return [n for n in self.nodes if n.kind is NodeKind.MODEL]
+
+    def endpoints(self) -> list[LineageNode]:
+        return [n for n in self.nodes if n.kind is NodeKind.ENDPOINT]
 
     def to_dict(self) -> dict[str, Any]:
         return {

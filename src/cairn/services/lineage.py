@@ -5,7 +5,8 @@ lineage.lineage("iris@production")                    # up: the runs and data be
 lineage.lineage("datasets/wine:3", direction="down")  # the runs and models it fed
 lineage.lineage("runs/01JD…", direction="both", depth=1)
 
-A start is ``runs/<id>``, ``models/<ref>``, ``datasets/<ref>``, a node id from an
+A start is ``runs/<id>``, ``models/<ref>``, ``datasets/<ref>``, ``endpoints/[proj/]name``
+(up: the versions that served it, and what made them), a node id from an
 earlier answer (``model:p/iris:2``), or a bare ref (``iris@production``, ``wine:3``):
 a model first, then a dataset; a name that is both must say which. The walk is breadth
 first, one query per hop and relation, and visits each node once (cycles end there).
@@ -13,7 +14,9 @@ first, one query per hop and relation, and visits each node once (cycles end the
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from typing import cast
+
+from sqlalchemy import Connection, Table
 
 from cairn.domain.errors import Invalid, NotFound
 from cairn.domain.lineage import (
@@ -29,11 +32,15 @@ from cairn.domain.validation import DEFAULT_PROJECT, check_project_name
 from cairn.services.data import DataService
 from cairn.services.registry import RegistryService, locate
 from cairn.store.database import Database
+from cairn.store.named import find_named
 from cairn.store.repositories.datasets import DatasetRepository
 from cairn.store.repositories.lineage import LineageRepository, Link, NodeKey
 from cairn.store.repositories.models import ModelRepository
 from cairn.store.repositories.projects import ProjectRepository
 from cairn.store.repositories.runs import RunRepository
+from cairn.store.tables import EndpointRow
+
+_E = cast(Table, EndpointRow.__table__)
 
 # The prefixes a start may carry: the collection people type, or a node id's kind.
 _PREFIXES = {
@@ -43,6 +50,8 @@ _PREFIXES = {
     "model:": NodeKind.MODEL,
     "datasets/": NodeKind.DATASET,
     "dataset:": NodeKind.DATASET,
+    "endpoints/": NodeKind.ENDPOINT,
+    "endpoint:": NodeKind.ENDPOINT,
 }
 
 
@@ -120,6 +129,8 @@ class LineageService:
             if key is None:
                 raise NotFound(f"run {run_id} does not exist", details={"run_id": run_id})
             return kind, key.pk
+        if kind is NodeKind.ENDPOINT:
+            return kind, self._endpoint_pk(text, project)
         if kind is NodeKind.MODEL:
             model = self.registry.resolve(text, project)
             with self.db.read() as conn:
@@ -131,6 +142,19 @@ class LineageService:
                 pk = _dataset_pk(conn, dataset.project, dataset.name, dataset.version)
         assert pk is not None  # just resolved; versions are never deleted
         return kind, pk
+
+    def _endpoint_pk(self, text: str, project: str) -> int:
+        where, _, name = text.rpartition("/")
+        where = check_project_name(where) if where else project
+        with self.db.read() as conn:
+            project_row = ProjectRepository(conn).find(where)
+            pk = find_named(conn, _E, project_row.id, name) if project_row else None
+        if pk is None:
+            raise NotFound(
+                f"no endpoint {name!r} in project {where!r}",
+                details={"project": where, "endpoint": name},
+            )
+        return pk
 
 
 def _dataset_pk(conn: Connection, project: str, name: str, version: int) -> int | None:

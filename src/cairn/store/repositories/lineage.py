@@ -1,4 +1,5 @@
-"""The links between dataset versions, runs and model versions, read a hop at a time.
+"""The links between dataset versions, runs, model versions and endpoints, read a hop at
+a time.
 
 Nodes are keyed ``(kind, pk)``. ``links`` answers one hop for a whole frontier with one
 query per relation (chunked only for very large frontiers); ``nodes`` loads what is shown
@@ -11,21 +12,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, and_, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, and_, case, literal, select
 
 from cairn.domain.lineage import (
     LineageNode,
     NodeKind,
     Relation,
     dataset_node_id,
+    endpoint_node_id,
     model_node_id,
     run_node_id,
 )
 from cairn.store.tables import (
     DatasetRow,
     DatasetVersionRow,
+    EndpointRow,
     ModelAliasRow,
     ModelVersionRow,
+    PredictionRollupRow,
     ProjectRow,
     RegisteredModelRow,
     RunInputRow,
@@ -42,6 +46,8 @@ _M = cast(Table, RegisteredModelRow.__table__)
 _MV = cast(Table, ModelVersionRow.__table__)
 _MI = cast(Table, RunModelInputRow.__table__)
 _A = cast(Table, ModelAliasRow.__table__)
+_E = cast(Table, EndpointRow.__table__)
+_PR = cast(Table, PredictionRollupRow.__table__)
 
 NodeKey = tuple[NodeKind, int]
 _CHUNK = 5000  # bound parameters per query stay far below SQLite's and PostgreSQL's limits
@@ -99,12 +105,27 @@ def _steps() -> tuple[Select[Any], ColumnElement[Any], ColumnElement[Any]]:
     return stmt, parent.c.pk, child.c.pk
 
 
+def _served() -> tuple[Select[Any], ColumnElement[Any], ColumnElement[Any]]:
+    """Which versions answered an endpoint's traffic, as which variant: read off the
+    per-minute prediction rollups, so it is what happened, not what is configured now."""
+    role = case((_PR.c.shadow, _PR.c.variant + " (shadow)"), else_=_PR.c.variant)
+    on_version = and_(_MV.c.model_id == _PR.c.model_id, _MV.c.version == _PR.c.model_version)
+    stmt = (
+        select(_MV.c.pk, _PR.c.endpoint_id, role.label("role"))
+        .join_from(_PR, _MV, on_version)
+        .where(_PR.c.endpoint_id != 0)
+        .distinct()
+    )
+    return stmt, _MV.c.pk, _PR.c.endpoint_id
+
+
 _RELATIONS = (
     _Kind(Relation.INPUT, NodeKind.DATASET, NodeKind.RUN, _dataset_inputs),
     _Kind(Relation.OUTPUT, NodeKind.RUN, NodeKind.DATASET, _dataset_outputs),
     _Kind(Relation.TRAINED, NodeKind.RUN, NodeKind.MODEL, _trained),
     _Kind(Relation.INPUT, NodeKind.MODEL, NodeKind.RUN, _model_inputs),
     _Kind(Relation.STEP, NodeKind.RUN, NodeKind.RUN, _steps),
+    _Kind(Relation.SERVED, NodeKind.MODEL, NodeKind.ENDPOINT, _served),
 )
 
 
@@ -148,6 +169,7 @@ class LineageRepository:
             NodeKind.DATASET: self._datasets,
             NodeKind.RUN: self._runs,
             NodeKind.MODEL: self._models,
+            NodeKind.ENDPOINT: self._endpoints,
         }
         found: dict[NodeKey, LineageNode] = {}
         for kind, pks in by_kind.items():
@@ -195,6 +217,25 @@ class LineageRepository:
                     project=row.project,
                     name=row.name,
                     status=row.status,
+                ),
+            )
+
+    def _endpoints(self, pks: Sequence[int]) -> Iterable[tuple[int, LineageNode]]:
+        stmt = (
+            select(_E.c.id, _E.c.name, _P.c.name.label("project"))
+            .join(_P, _P.c.id == _E.c.project_id)
+            .where(_E.c.id.in_(pks))
+        )
+        for row in self.conn.execute(stmt):
+            yield (
+                int(row.id),
+                LineageNode(
+                    id=endpoint_node_id(row.project, row.name),
+                    kind=NodeKind.ENDPOINT,
+                    label=row.name,
+                    ref=f"endpoints/{row.project}/{row.name}",
+                    project=row.project,
+                    name=row.name,
                 ),
             )
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cairn.domain.rollups import Rollup, RollupKey, RollupSource, fold
-from cairn.store.tables.production import PredictionRollupRow
+from cairn.store.tables import PredictionRollupRow
 
 _R = cast(Table, PredictionRollupRow.__table__)
 KEY_COLUMNS = (

@@ -25,6 +25,7 @@ from cairn.store.tables.production import (
     EndpointRow,
     EndpointVariantRow,
     FeedbackRow,
+    PredictionRollupRow,
     PredictionRow,
 )
 from cairn.store.tables.projects import ProjectRow
@@ -52,6 +53,7 @@ __all__ = [
     "ModelFileRow",
     "ModelVersionRow",
     "ParamRow",
+    "PredictionRollupRow",
     "PredictionRow",
     "ProjectMemberRow",
     "ProjectRow",

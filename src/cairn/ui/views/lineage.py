@@ -38,10 +38,12 @@ class Wire:
 
 
 def node_href(node: LineageNode) -> str:
-    """The page of a node: a run, a model version or a dataset version."""
+    """The page of a node: a run, a model or dataset version, or an endpoint."""
     p = node.project
     if node.kind is NodeKind.RUN:
         return f"/runs/{node.id.split(':', 1)[1]}"
+    if node.kind is NodeKind.ENDPOINT:
+        return f"/projects/{p}/endpoints/{node.name}"
     group = "models" if node.kind is NodeKind.MODEL else "datasets"
     return url(f"/projects/{p}/{group}/{node.name}", version=node.version)
 
