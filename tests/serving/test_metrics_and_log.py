@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from promtext import parse, total, value
 
-from cairn.domain.errors import Invalid, NotFound, Unavailable
+from cairn.domain.errors import Invalid, NotFound, Unauthenticated, Unavailable
 from cairn.domain.production import NewPrediction
 from cairn.serving.metrics import Counter, Gauge, Histogram, Registry, ServingMetrics
 from cairn.serving.prediction_log import PredictionLog
@@ -235,4 +235,31 @@ def test_unexpected_errors_are_retried_and_not_found_is_a_refusal() -> None:
     samples = parse(metrics.render())[1]
     assert value(samples, "cairn_serve_prediction_log_sent_total") == 1
     assert value(samples, "cairn_serve_prediction_log_dropped_total", reason="refused") == 1
+    log.close()
+
+
+def test_a_refused_token_keeps_the_predictions_queued_not_dropped() -> None:
+    """Every record of a batch would be refused alike: kept (bounded) and retried."""
+    refusing = [True]
+
+    def guarded(project: str, ref: str, endpoint: str | None, batch: list[NewPrediction]) -> int:
+        if refusing[0]:
+            raise Unauthenticated("the API token is not valid or has been revoked")
+        return len(batch)
+
+    metrics = ServingMetrics()
+    log = PredictionLog(guarded, metrics, interval_s=0.01, max_backoff_s=0.02)
+    log.start()
+    log.put("p", "p/iris:1", None, records("a", "b", "c"))
+    wait_for(
+        lambda: (
+            value(parse(metrics.render())[1], "cairn_serve_prediction_log_send_failures_total") >= 2
+        )
+    )
+    assert len(log) == 3
+    refusing[0] = False
+    assert log.flush(5)
+    samples = parse(metrics.render())[1]
+    assert value(samples, "cairn_serve_prediction_log_sent_total") == 3
+    assert value(samples, "cairn_serve_prediction_log_dropped_total", reason="refused") == 0
     log.close()

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-from cairn.domain.errors import CairnError, Unavailable
+from cairn.domain.errors import CairnError, Forbidden, Unauthenticated, Unavailable
 from cairn.domain.production import NewPrediction
 from cairn.serving.metrics import ServingMetrics
 
@@ -164,6 +164,9 @@ class PredictionLog:
 
 
 def _transient(exc: Exception) -> bool:
-    """Unreachable, a 5xx, a busy database: worth retrying. A refusal (bad input, an
-    endpoint that is gone) is not."""
-    return isinstance(exc, Unavailable) or not isinstance(exc, CairnError)
+    """Unreachable, a 5xx, a busy database, a token refused (fixed by an operator, and the
+    same for every record, so never worth splitting the batch over): worth retrying. A
+    refusal of the records themselves (bad input, an endpoint that is gone) is not."""
+    if isinstance(exc, Unavailable | Unauthenticated | Forbidden):
+        return True
+    return not isinstance(exc, CairnError)
