@@ -338,16 +338,42 @@ def _csrf(world: World) -> str:
     return token
 
 
+def _register_version(world: World) -> str:
+    """One approved version of model ``clf`` in OWN, registered by its editor."""
+    client, eddie = world.client, world.headers("eddie")
+    files = []
+    for path, data in (("model.pkl", b"weights"), ("cairn-model.json", b'{"flavor": "x"}')):
+        digest = hashlib.sha256(data).hexdigest()
+        put = client.put(f"/api/v1/blobs/{digest}", content=data, headers=eddie)
+        assert put.status_code == 201, put.text
+        files.append({"path": path, "digest": digest, "size": len(data)})
+    base = f"/api/v1/projects/{OWN}/models/clf"
+    made = client.post(f"{base}/versions", json={"files": files, "flavor": "pickle"}, headers=eddie)
+    assert made.status_code == 201, made.text
+    approve = client.post(f"{base}/versions/1/approve", json={}, headers=world.headers("mona"))
+    assert approve.status_code == 200, approve.text
+    return base
+
+
 def test_a_protected_alias_is_moved_by_maintainers_only(world: World) -> None:
-    client, root = world.client, world.headers("root")
-    base = f"/api/v1/projects/{OWN}/models/thing"
-    assert client.put(f"{base}/protected-aliases/production", headers=root).status_code == 404
-    # No model yet: the guard cannot know, the route answers 404 to anyone allowed in.
-    for who, code in (("eddie", 404), ("mona", 404), ("vera", 403)):
-        response = client.put(
-            f"{base}/aliases/production", json={"version": 1}, headers=world.headers(who)
-        )
-        assert response.status_code == code, (who, response.text)
+    client = world.client
+    base = _register_version(world)
+    eddie, mona = world.headers("eddie"), world.headers("mona")
+    # Unprotected: an editor moves it.
+    moved = client.put(f"{base}/aliases/staging", json={"version": 1}, headers=eddie)
+    assert moved.status_code == 200, moved.text
+    # An editor may not protect it; a maintainer may.
+    assert client.put(f"{base}/protected-aliases/production", headers=eddie).status_code == 403
+    assert client.put(f"{base}/protected-aliases/production", headers=mona).status_code == 200
+    refused = client.put(f"{base}/aliases/production", json={"version": 1}, headers=eddie)
+    assert refused.status_code == 403
+    assert "maintainer" in refused.json()["error"]["message"]
+    allowed = client.put(f"{base}/aliases/production", json={"version": 1}, headers=mona)
+    assert allowed.status_code == 200, allowed.text
+    assert client.delete(f"{base}/aliases/production", headers=eddie).status_code == 403
+    rollback = client.post(f"{base}/aliases/production/rollback", json={}, headers=eddie)
+    assert rollback.status_code == 403
+    assert client.delete(f"{base}/aliases/staging", headers=eddie).status_code == 204
 
 
 def test_an_admin_revokes_anyones_token_and_a_user_only_their_own(world: World) -> None:
