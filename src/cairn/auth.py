@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from cairn.domain.access import Principal, Role
 from cairn.domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from cairn.domain.refs import parse_ref
-from cairn.domain.validation import DEFAULT_PROJECT
 from cairn.services.identities import IdentityService
 from cairn.store.repositories.runs import RunRepository
 
@@ -43,7 +42,6 @@ class On(enum.Enum):
     PATH = "path"  # the ``project`` (or ``/projects/{name}``) path parameter
     ALIAS = "alias"  # as PATH; a protected alias of the model needs a maintainer
     RUN = "run"  # the project of the ``run_id`` path parameter
-    QUERY = "query"  # the ``project`` query parameter, else the default project
     SOMEWHERE = "somewhere"  # content-addressed bytes: the role on any one project
     HANDLER = "handler"  # named in the body: the route checks, with ``principal``
 
@@ -74,7 +72,6 @@ def _authenticate(request: Request) -> Principal:
             "sign in, or send an API token (Authorization: Bearer …; the SDK reads CAIRN_TOKEN)"
         )
     who, csrf = found
-    request.state.session_csrf = csrf
     if request.method not in READS and request.url.path.startswith("/api/"):
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), csrf.encode()):
@@ -167,17 +164,15 @@ class Guard:
         elif self.on is On.ALIAS:
             project = self.project_of(request)
             who.require(project, _alias_role(request, project, role))
-        elif self.on in (On.PATH, On.RUN, On.QUERY):
+        elif self.on in (On.PATH, On.RUN):
             who.require(self.project_of(request), role)
 
     def project_of(self, request: Request) -> str:
         if self.on in (On.PATH, On.ALIAS):
             params = request.path_params
             return str(params.get("project") or params["name"])
-        if self.on is On.RUN:
-            runs: RunProjects = request.app.state.run_projects
-            return runs.project(str(request.path_params["run_id"]))
-        return request.query_params.get("project") or DEFAULT_PROJECT
+        runs: RunProjects = request.app.state.run_projects
+        return runs.project(str(request.path_params["run_id"]))
 
 
 def guard(on: On, role: Role | None = None) -> Any:

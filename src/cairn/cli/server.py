@@ -143,6 +143,7 @@ def server(
             "the server needs the extra: pip install 'cairn[server]'"
         ) from None
     from cairn.services.identities import IdentityService
+    from cairn.settings import Settings
     from cairn.store.database import Database
     from cairn.store.engine import store_exists
 
@@ -168,7 +169,7 @@ def server(
     if artifacts:
         os.environ["CAIRN_ARTIFACTS"] = artifacts
     how = "sign-in or API token required" if auth else "open, no authentication"
-    if auth and not is_loopback(host) and os.environ.get("CAIRN_COOKIE_SECURE", "1") != "0":
+    if auth and not is_loopback(host) and Settings().cookie_secure:
         click.echo(
             "note: UI sign-in cookies are Secure, so browsers send them over HTTPS only: put "
             "TLS in front (a reverse proxy), or set CAIRN_COOKIE_SECURE=0 on a trusted network.",

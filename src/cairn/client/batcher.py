@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cairn.domain.errors import CairnError, Forbidden, Unauthenticated, Unavailable
+from cairn.domain.errors import RESENDABLE, CairnError, Forbidden, Unauthenticated, Unavailable
 from cairn.domain.ids import new_ulid
 from cairn.domain.records import Batch, MetricSeries, RunBatch, RunEnd, RunStart
 
@@ -236,7 +236,7 @@ class Batcher:
             batch = self._spooled[0]
             try:
                 self._send(batch)
-            except (Unavailable, Unauthenticated, Forbidden) as exc:
+            except RESENDABLE as exc:
                 log.warning("cairn: resend failed (%s); next try in %.1fs", exc, self._resend_delay)
                 self._resend_at = time.monotonic() + self._resend_delay
                 self._resend_delay = min(self._resend_delay * 2, RESEND_MAX_S)

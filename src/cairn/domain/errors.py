@@ -106,6 +106,11 @@ class CorruptBlob(CairnError):
     code = "corrupt"
 
 
+# Refusals that the same request may get past later, unchanged: the server back, or a
+# credential fixed by someone. What is queued to be sent is kept and resent on these.
+RESENDABLE: tuple[type[CairnError], ...] = (Unavailable, Unauthenticated, Forbidden)
+
+
 ERRORS_BY_CODE: dict[str, type[CairnError]] = {
     cls.code: cls
     for cls in (

@@ -16,7 +16,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
 
 from cairn.domain.access import (
     Principal,
@@ -87,14 +86,6 @@ class NewToken:
 
     token: str
     info: TokenInfo
-
-
-@dataclass(frozen=True)
-class NewSession:
-    cookie: str
-    csrf: str
-    principal: Principal
-    expires_at: datetime
 
 
 class FailedSignIns:
@@ -169,19 +160,9 @@ class IdentityService:
         with self.db.read() as conn:
             return IdentityRepository(conn).count_users() > 0
 
-    def get_user(self, name: str) -> User:
-        with self.db.read() as conn:
-            user = IdentityRepository(conn).find_user(name)
-        if user is None:
-            raise NotFound(f"user {name!r} does not exist", details={"user": name})
-        return user
-
     def set_password(self, name: str, password: str, *, actor: str | None) -> None:
         hashed = hash_password(check_password(password))
         self._change_user(name, "user.password_set", actor, password_hash=hashed)
-
-    def set_admin(self, name: str, admin: bool, *, actor: str | None) -> None:
-        self._change_user(name, "user.admin_set", actor, admin=admin)
 
     def disable(self, name: str, *, actor: str | None) -> None:
         self._change_user(name, "user.disabled", actor, disabled_at=now_ms())
@@ -272,16 +253,16 @@ class IdentityService:
             found = repo.find_user(user)
             return repo.tokens(found.id) if found else []
 
-    def token_owner(self, key: str) -> str:
-        for token in self.tokens():
-            if token.key == key:
-                return token.user
-        raise NotFound(f"no token {key!r}", details={"token": key})
-
-    def revoke_token(self, key: str, *, actor: str | None) -> None:
-        owner = self.token_owner(key)
+    def revoke_token(self, key: str, *, actor: str | None, caller: Principal | None = None) -> None:
+        """Revoke at once. With ``caller`` (a request's): their own token, or any if admin."""
         with self.db.write() as tx:
-            if not IdentityRepository(tx.conn).revoke_token(key):
+            repo = IdentityRepository(tx.conn)
+            owner = repo.token_owner(key)
+            if owner is None:
+                raise NotFound(f"no token {key!r}", details={"token": key})
+            if caller is not None and owner != caller.name:
+                caller.require_admin()
+            if not repo.revoke_token(key):
                 raise NotFound(f"token {key!r} is already revoked", details={"token": key})
             EventRepository(tx.conn).add_many(
                 actor, [NewEvent("token.revoked", "user", owner, after={"key": key})]
@@ -317,7 +298,8 @@ class IdentityService:
                 IdentityRepository(tx.conn).touch_token(parts[0])
         return self._principal(credential, "token")
 
-    def sign_in(self, name: str, password: str, client: str) -> NewSession:
+    def sign_in(self, name: str, password: str, client: str) -> str:
+        """A new session's cookie value (kept only as its SHA-256), or ``Unauthenticated``."""
         self.sign_ins.check(client)
         with self.db.read() as conn:
             found = IdentityRepository(conn).password_hash(name)
@@ -327,17 +309,14 @@ class IdentityService:
             self.sign_ins.failed(client)
             raise Unauthenticated("wrong user name or password")
         cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        expires = now_ms() + SESSION_TTL_S * 1000
         with self.db.write() as tx:
             repo = IdentityRepository(tx.conn)
             repo.delete_expired_sessions()
-            repo.add_session(user.id, _sha256(cookie), csrf, expires)
+            repo.add_session(user.id, _sha256(cookie), csrf, now_ms() + SESSION_TTL_S * 1000)
             EventRepository(tx.conn).add_many(
                 user.name, [NewEvent("user.signed_in", "user", user.name)]
             )
-        credential = Credential(user.id, user.name, user.admin, "", False, csrf)
-        expires_at = datetime.fromtimestamp(expires / 1000).astimezone()
-        return NewSession(cookie, csrf, self._principal(credential, "session"), expires_at)
+        return cookie
 
     def session(self, cookie: str) -> tuple[Principal, str] | None:
         """The session's user and its CSRF token; None when unknown or expired."""

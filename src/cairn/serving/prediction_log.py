@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-from cairn.domain.errors import CairnError, Forbidden, Unauthenticated, Unavailable
+from cairn.domain.errors import RESENDABLE, CairnError
 from cairn.domain.production import NewPrediction
 from cairn.serving.metrics import ServingMetrics
 
@@ -167,6 +167,4 @@ def _transient(exc: Exception) -> bool:
     """Unreachable, a 5xx, a busy database, a token refused (fixed by an operator, and the
     same for every record, so never worth splitting the batch over): worth retrying. A
     refusal of the records themselves (bad input, an endpoint that is gone) is not."""
-    if isinstance(exc, Unavailable | Unauthenticated | Forbidden):
-        return True
-    return not isinstance(exc, CairnError)
+    return isinstance(exc, RESENDABLE) or not isinstance(exc, CairnError)

@@ -58,10 +58,11 @@ class IdentityRepository:
         return int(self.conn.execute(stmt.returning(_U.c.id)).scalar_one())
 
     def find_user(self, name: str) -> User | None:
-        row = self.conn.execute(select(_U).where(_U.c.name == name)).first()
-        return _user(row) if row else None
+        found = self.password_hash(name)
+        return found[0] if found else None
 
     def password_hash(self, name: str) -> tuple[User, str | None] | None:
+        """The user and their stored password hash (None: token-only)."""
         row = self.conn.execute(select(_U).where(_U.c.name == name)).first()
         return (_user(row), row.password_hash) if row else None
 
@@ -173,6 +174,10 @@ class IdentityRepository:
             )
             for r in self.conn.execute(stmt.order_by(_T.c.id))
         ]
+
+    def token_owner(self, key: str) -> str | None:
+        stmt = select(_U.c.name).join(_T, _T.c.user_id == _U.c.id).where(_T.c.key == key)
+        return cast(str | None, self.conn.execute(stmt).scalar())
 
     def revoke_token(self, key: str) -> bool:
         """True when a live token was revoked by this call."""
