@@ -9,6 +9,7 @@ TCP_NODELAY on every connection, whatever the worker count.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import socket
 from typing import Any
@@ -71,7 +72,17 @@ def app_from_env() -> Any:
     from cairn.api.app import create_app
     from cairn.settings import Settings
 
-    return create_app(Settings())
+    app = create_app(Settings())
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Leave what start-up built (the app, its schemas, SQLAlchemy's tables) out of every
+    later garbage collection: a batch of 2,000 logged predictions allocates enough to
+    set off collections that would walk all of it (a tenth of the time of logging it)."""
+    gc.collect()
+    gc.freeze()
 
 
 try:

@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cairn.domain.errors import Invalid
 
@@ -64,6 +64,30 @@ class NewPrediction:
     error: str | None = None
     variant: str = ""
     shadow: bool = False
+
+
+class PredictionRecord(Protocol):
+    """What logging reads of a prediction: a ``NewPrediction``, or the API's record of
+    one as it arrived (no copy of a large batch is made to log it)."""
+
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def inputs(self) -> Any: ...
+    @property
+    def outputs(self) -> Any: ...
+    @property
+    def unit_id(self) -> str | None: ...
+    @property
+    def at(self) -> datetime | None: ...
+    @property
+    def latency_ms(self) -> float | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def shadow(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

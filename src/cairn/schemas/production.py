@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator
 
-from cairn.domain.production import Endpoint, NewPrediction, Prediction, Variant
+from cairn.domain.production import Endpoint, Prediction, Variant
 from cairn.schemas.base import Wire, as_utc
 from cairn.schemas.runs import UtcTime
 
@@ -118,7 +118,8 @@ class EndpointOut(Wire):
 
 
 class PredictionIn(Wire):
-    """One served inference: one input row and what the model answered for it."""
+    """One served inference: one input row and what the model answered for it (read
+    as it is by ``PredictionService.log_predictions``: a ``domain.PredictionRecord``)."""
 
     request_id: Text | None = Field(
         default=None, max_length=100, description="Unique per request; made when left out"
@@ -133,19 +134,6 @@ class PredictionIn(Wire):
     error: Text | None = None
     variant: Text = Field(default="", max_length=100)
     shadow: bool = False
-
-    def to_domain(self) -> NewPrediction:
-        return NewPrediction(
-            request_id=self.request_id or "",
-            inputs=self.inputs,
-            outputs=self.outputs,
-            unit_id=self.unit_id,
-            at=self.at,
-            latency_ms=self.latency_ms,
-            error=self.error,
-            variant=self.variant,
-            shadow=self.shadow,
-        )
 
 
 class PredictionsIn(Wire):

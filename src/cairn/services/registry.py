@@ -68,6 +68,38 @@ def locate(conn: Connection, project: str, name: str) -> Located:
     return Located(project, project_row.id, name, model_id)
 
 
+def find_version(conn: Connection, ref: str, project: str | None = None) -> tuple[Located, int]:
+    """The model and the number of the version ``ref`` names (``iris``, ``iris:3``,
+    ``iris@production``, ``iris@1.2.0``, ``p/iris:3``), read on ``conn``; NotFound if
+    there is no such version."""
+    parsed = parse_ref(ref)
+    if parsed.kind is RefKind.RUN:
+        raise Invalid(f"{ref!r} names a run, not a model version", field="ref")
+    where = locate(conn, parsed.project or project or DEFAULT_PROJECT, parsed.name)
+    repo = ModelRepository(conn)
+    version: int | None
+    if parsed.kind is RefKind.VERSION:
+        version = parsed.version
+        if version is not None and repo.version_pk(where.model_id, version) is None:
+            version = None
+    elif parsed.kind is RefKind.SEMVER:
+        assert parsed.semver is not None
+        version = repo.version_by_semver(where.model_id, parsed.semver)
+    elif parsed.kind is RefKind.ALIAS:
+        assert parsed.alias is not None
+        version = repo.aliases(where.model_id).get(parsed.alias)
+        if version is None:
+            raise NotFound(
+                f"model {parsed.name!r} has no alias {parsed.alias!r}",
+                details={"model": parsed.name, "alias": parsed.alias},
+            )
+    else:
+        version = repo.latest_version(where.model_id)
+    if version is None:
+        raise model_not_found(where.project, parsed.name, ref)
+    return where, version
+
+
 def _check_files(files: list[ModelFile]) -> list[ModelFile]:
     if not files:
         raise Invalid("a model version needs at least one file", field="files")
@@ -228,35 +260,13 @@ class RegistryService:
 
     def resolve(self, ref: str, project: str | None = None) -> ModelVersion:
         """``iris`` (latest), ``iris:3``, ``iris@production``, ``iris@1.2.0``, ``p/iris:3``."""
-        parsed = parse_ref(ref)
-        if parsed.kind is RefKind.RUN:
-            raise Invalid(f"{ref!r} names a run, not a model version", field="ref")
-        project = parsed.project or project or DEFAULT_PROJECT
         with self.db.read() as conn:
-            where = locate(conn, project, parsed.name)
-            repo = ModelRepository(conn)
-            if parsed.kind is RefKind.VERSION:
-                version = parsed.version
-            elif parsed.kind is RefKind.SEMVER:
-                assert parsed.semver is not None
-                version = repo.version_by_semver(where.model_id, parsed.semver)
-            elif parsed.kind is RefKind.ALIAS:
-                assert parsed.alias is not None
-                version = repo.aliases(where.model_id).get(parsed.alias)
-                if version is None:
-                    raise NotFound(
-                        f"model {parsed.name!r} has no alias {parsed.alias!r}",
-                        details={"model": parsed.name, "alias": parsed.alias},
-                    )
-            else:
-                version = repo.latest_version(where.model_id)
-            found = (
-                repo.get_version(where.model_id, version, project, parsed.name)
-                if version is not None
-                else None
+            where, version = find_version(conn, ref, project)
+            found = ModelRepository(conn).get_version(
+                where.model_id, version, where.project, where.name
             )
         if found is None:
-            raise model_not_found(project, parsed.name, ref)
+            raise model_not_found(where.project, where.name, ref)
         return found
 
     def files(self, ref: str, project: str | None = None) -> tuple[ModelVersion, list[ModelFile]]:

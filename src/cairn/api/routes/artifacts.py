@@ -12,12 +12,13 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cairn.api.deps import ActorDep, ArtifactsDep
+from cairn.api.route import ApiRoute
 from cairn.api.streaming import RANGE_RESPONSES, RAW_BODY, blob_response, body_stream
 from cairn.auth import On, guard
 from cairn.domain.access import Role
 from cairn.schemas.artifacts import ArtifactOut, ArtifactRecordIn
 
-router = APIRouter(tags=["artifacts"])
+router = APIRouter(tags=["artifacts"], route_class=ApiRoute)
 
 
 @router.put(

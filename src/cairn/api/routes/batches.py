@@ -3,11 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from cairn.api.deps import ActorDep, TrackingDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, RunProjects, guard, require_projects
 from cairn.domain.access import Role
 from cairn.schemas.runs import BatchIn, BatchOut
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=ApiRoute)
 
 
 @router.post("/batches", response_model=BatchOut, dependencies=[guard(On.HANDLER, Role.EDITOR)])

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from cairn.api.deps import BlobsDep
+from cairn.api.route import ApiRoute
 from cairn.api.streaming import RAW_BODY, body_stream
 from cairn.auth import On, guard
 from cairn.domain.access import Role
@@ -22,7 +23,7 @@ from cairn.schemas.datasets import (
     PresignOut,
 )
 
-router = APIRouter(tags=["blobs"])
+router = APIRouter(tags=["blobs"], route_class=ApiRoute)
 
 
 @router.post(

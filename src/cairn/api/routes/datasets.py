@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from cairn.api.deps import ActorDep, DataDep
 from cairn.api.paths import version_ref
+from cairn.api.route import ApiRoute
 from cairn.api.streaming import RANGE_RESPONSES, blob_response
 from cairn.auth import On, PrincipalDep, RunProjects, guard, require_refs
 from cairn.domain.access import Role
@@ -24,7 +25,7 @@ from cairn.schemas.datasets import (
     RunUseOut,
 )
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(tags=["datasets"], route_class=ApiRoute)
 
 
 @router.get(

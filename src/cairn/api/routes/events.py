@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import AuditDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard, require_project_or_admin
 from cairn.domain.access import Role
 from cairn.domain.audit import MAX_LIMIT
 from cairn.schemas.audit import EventPageOut
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=ApiRoute)
 
 
 @router.get("/events", response_model=EventPageOut, dependencies=[guard(On.HANDLER, Role.VIEWER)])

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard
 from cairn.domain.access import Principal, Role
 from cairn.domain.errors import Invalid
@@ -21,7 +22,7 @@ from cairn.schemas.identities import (
 )
 from cairn.services.identities import IdentityService
 
-router = APIRouter(tags=["identities"])
+router = APIRouter(tags=["identities"], route_class=ApiRoute)
 
 
 def get_identities(request: Request) -> IdentityService:

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import LineageDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard, require_projects
 from cairn.domain.access import Role
 from cairn.domain.lineage import MAX_DEPTH, Direction
 from cairn.schemas.lineage import LineageOut
 
-router = APIRouter(tags=["lineage"])
+router = APIRouter(tags=["lineage"], route_class=ApiRoute)
 
 
 @router.get("/lineage", response_model=LineageOut, dependencies=[guard(On.HANDLER, Role.VIEWER)])

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from cairn.api.deps import ActorDep, AliasesDep, RegistryDep
 from cairn.api.paths import version_ref
+from cairn.api.route import ApiRoute
 from cairn.api.streaming import RANGE_RESPONSES, blob_response
 from cairn.auth import On, PrincipalDep, RunProjects, guard, require_refs
 from cairn.domain.access import Role
@@ -32,7 +33,7 @@ from cairn.schemas.models import (
     RegisteredModelOut,
 )
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=ApiRoute)
 _BASE = "/projects/{project}/models/{name}"
 
 

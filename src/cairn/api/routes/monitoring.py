@@ -12,12 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import ActorDep, ExperimentsDep, MonitoringDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard, require_refs
 from cairn.domain.access import Role
 from cairn.domain.monitoring import parse_since
 from cairn.schemas.monitoring import ABReportOut, MonitoringReportOut, PromoteIn, PromotionOut
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], route_class=ApiRoute)
 _ENDPOINT = "/projects/{project}/endpoints/{name}"
 
 When = Annotated[

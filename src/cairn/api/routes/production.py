@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cairn.api.deps import ActorDep, EndpointsDep, PredictionsDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard, require_refs
 from cairn.domain.access import Role
 from cairn.domain.errors import Invalid
@@ -29,7 +30,7 @@ from cairn.schemas.production import (
     VariantsIn,
 )
 
-router = APIRouter(tags=["production"])
+router = APIRouter(tags=["production"], route_class=ApiRoute)
 _PROJECT = "/projects/{project}"
 _ENDPOINT = _PROJECT + "/endpoints/{name}"
 
@@ -107,9 +108,7 @@ def log_predictions(
 ) -> StoredOut:
     """Record served predictions of one model version; a resent request id is skipped."""
     require_refs(who, [body.model], project, Role.VIEWER)
-    stored = predictions.log_predictions(
-        project, body.model, [r.to_domain() for r in body.records], endpoint=body.endpoint
-    )
+    stored = predictions.log_predictions(project, body.model, body.records, endpoint=body.endpoint)
     return StoredOut(stored=stored)
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cairn.api.deps import ActorDep, TrackingDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard
 from cairn.domain.access import Role
 from cairn.schemas.runs import ProjectIn, ProjectOut, ProjectSummaryOut
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], route_class=ApiRoute)
 
 
 @router.get("/projects", response_model=list[ProjectSummaryOut], dependencies=[guard(On.SIGNED_IN)])

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from cairn.api.deps import ActorDep, TrackingDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard, require_project_or_admin
 from cairn.domain.access import Role
 from cairn.domain.errors import Invalid
@@ -23,7 +24,7 @@ from cairn.schemas.runs import (
     TagIn,
 )
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=ApiRoute)
 
 
 @contextmanager

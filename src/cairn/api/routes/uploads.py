@@ -15,6 +15,7 @@ from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from cairn.api.deps import UploadsDep
+from cairn.api.route import ApiRoute
 from cairn.api.streaming import RAW_BODY, body_stream
 from cairn.auth import On, guard
 from cairn.domain.access import Role
@@ -22,7 +23,7 @@ from cairn.domain.errors import NotFound
 from cairn.schemas.datasets import BlobOut, UploadIn, UploadOut
 from cairn.services.uploads import Upload
 
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], route_class=ApiRoute)
 
 
 def _out(upload: Upload) -> UploadOut:

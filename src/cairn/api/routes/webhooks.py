@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from cairn.api.deps import ActorDep, WebhooksDep
+from cairn.api.route import ApiRoute
 from cairn.auth import On, PrincipalDep, guard, require_project_or_admin
 from cairn.domain.access import Role
 from cairn.schemas.webhooks import (
@@ -17,7 +18,7 @@ from cairn.schemas.webhooks import (
     WebhookOut,
 )
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=ApiRoute)
 
 WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
