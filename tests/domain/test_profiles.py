@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import math
@@ -10,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.datasets import load_wine
 
 from cairn.client.profiling import profile_dataframe
@@ -246,6 +249,53 @@ def test_ks_sees_the_gap_just_below_a_point_mass() -> None:
 def test_ks_of_a_half_shift() -> None:
     half = [q + 0.5 for q in UNIFORM]
     assert numeric_ks(UNIFORM, half) == pytest.approx(0.5)
+
+
+def _cdf_by_definition(quantiles: list[float], x: float, *, strictly_below: bool) -> float:
+    """P(X <= x) (or P(X < x)) on the piecewise-linear CDF through (q[i], i / (n - 1)),
+    read off by bisection, point by point."""
+    last = len(quantiles) - 1
+    if strictly_below:
+        i = bisect.bisect_left(quantiles, x)
+        if i == 0:
+            return 0.0
+        if i > last:
+            return 1.0
+        if quantiles[i] == x:
+            return i / last
+        low, high, i = quantiles[i - 1], quantiles[i], i - 1
+    else:
+        i = bisect.bisect_right(quantiles, x) - 1
+        if i < 0:
+            return 0.0
+        if i == last:
+            return 1.0
+        if quantiles[i] == x:
+            return i / last
+        low, high = quantiles[i], quantiles[i + 1]
+    return (i + min(1.0, (x - low) / (high - low))) / last
+
+
+sketches = st.lists(
+    st.sampled_from([-3.0, -1.5, 0.0, 0.25, 1.0, 2.5, 7.0]) | st.floats(-10, 10),
+    min_size=11,
+    max_size=11,
+).map(sorted)
+
+
+@given(sketches, sketches)
+def test_ks_is_the_largest_gap_at_and_just_below_every_quantile(
+    old: list[float], new: list[float]
+) -> None:
+    expected = max(
+        abs(
+            _cdf_by_definition(old, x, strictly_below=below)
+            - _cdf_by_definition(new, x, strictly_below=below)
+        )
+        for x in {*old, *new}
+        for below in (False, True)
+    )
+    assert numeric_ks(old, new) == expected
 
 
 def test_psi_of_a_known_shift() -> None:

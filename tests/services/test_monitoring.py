@@ -735,8 +735,9 @@ def assert_same_stats(report: Any, expected: dict[tuple[Any, ...], Any]) -> None
 
 def test_report_from_rollups_equals_the_scan_of_the_raw_rows(world: World) -> None:
     """Counts exact, quantiles within the sketch's error, whatever the windows: errors,
-    feedback (some wrong, some resent), shadow traffic, a resent batch (not counted
-    twice), and an end in the middle of a minute (read off the predictions)."""
+    feedback (some wrong, some resent, some sent before its prediction, some replaced by
+    another value), shadow traffic, a resent batch (not counted twice), and an end in the
+    middle of a minute (read off the predictions)."""
     world.aliases.set_alias("wine", "production", 1, project=P)
     world.aliases.set_alias("wine", "staging", 2, project=P)
     make_endpoint(
@@ -747,15 +748,19 @@ def test_report_from_rollups_equals_the_scan_of_the_raw_rows(world: World) -> No
         Variant("challenger", "wine@staging", 0, shadow=True),
     )
     records = mixed_traffic(world, 3000, seed=7, span=3 * HOUR)
-    log_mixed(world, records)
-    log_mixed(world, records[:700])  # resent: skipped, and not counted again
     rng = random.Random(8)
     truth = {
         r.request_id: r.outputs if rng.random() < 0.8 else (r.outputs or 0) + 1 for r in records
     }
+    early = dict(list(truth.items())[-300::2])
+    world.predictions.log_feedback(P, early)  # before the predictions it names
+    log_mixed(world, records)
+    log_mixed(world, records[:700])  # resent: skipped, and not counted again
     labeled = dict(list(truth.items())[::3])
     world.predictions.log_feedback(P, labeled)
     world.predictions.log_feedback(P, dict(list(labeled.items())[:50]))  # sent again
+    corrected = {r: [9] for r in list(labeled)[50:120]}  # another value replaces the first
+    world.predictions.log_feedback(P, corrected)
     until = T0 + 2 * HOUR + timedelta(minutes=17, seconds=30.5)
 
     for window in ("1h", "15m", "1m", "90s"):  # 90 s: not whole minutes, read off the rows

@@ -21,7 +21,7 @@ from cairn.store.engine import make_engine, resolve_store
 from cairn.store.repositories.prediction_rollups import KEY_COLUMNS, ROLLUP_COLUMNS
 from cairn.store.repositories.production import PREDICTION_COLUMNS, ProductionRepository
 from cairn.store.schema import alembic_config, head_revision
-from cairn.store.tables.production import PredictionRollupRow, PredictionRow
+from cairn.store.tables.production import FeedbackRow, PredictionRollupRow, PredictionRow
 
 T0 = 1_767_261_600_000  # 2026-01-01 10:00 UTC, in ms
 
@@ -59,14 +59,25 @@ def stored_rollups(conn: Connection) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     for row in conn.execute(select(table)).mappings():
         key = tuple(row[c] for c in KEY_COLUMNS)
         out[(*key[:5], bool(key[5]), key[6])] = _comparable(
-            Rollup.from_columns(row["volume"], row["errors"], row["latency"], row["outputs"])
+            Rollup.from_columns(
+                row["volume"], row["errors"], row["latency"], row["outputs"], row["labels"]
+            )
         )
     return out
 
 
-def expected_rollups(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def expected_rollups(
+    rows: list[dict[str, Any]], actuals: dict[str, str] | None = None
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """What the rows' rollups hold, with the feedback ``actuals`` (JSON by request id)."""
     sources = [tuple(r[c] for c in ROLLUP_COLUMNS) for r in rows]
-    return {k: _comparable(v) for k, v in fold(sources).items()}
+    return {k: _comparable(v) for k, v in fold(sources, actuals).items()}
+
+
+def feedback_for(rows: list[dict[str, Any]], seed: int) -> dict[str, str]:
+    """Ground truth for about half the rows: mostly what was predicted."""
+    rng = random.Random(seed)
+    return {r["request_id"]: json.dumps([rng.randrange(3)]) for r in rows if rng.random() < 0.5}
 
 
 def _comparable(rollup: Rollup) -> tuple[Any, ...]:
@@ -82,6 +93,9 @@ def _comparable(rollup: Rollup) -> tuple[Any, ...]:
         rollup.latency_sketch.to_json(),
         rollup.outputs.classes,
         rollup.outputs.values,
+        rollup.labels.pairs,
+        rollup.labels.numeric,
+        round(rollup.labels.squared_errors, 9),
     )
 
 
@@ -120,21 +134,32 @@ def test_insert_counts_only_the_new_rows(store: str) -> None:
 
 
 def test_migration_builds_the_rollups_of_stored_predictions(store: str) -> None:
+    """0006 adds the predictions up, 0008 the feedback stored for them."""
     rows = predictions(3000, seed=3)
+    actuals = feedback_for(rows, seed=4)
     engine = make_engine(resolve_store(store).database_url)
     try:
         with engine.begin() as conn:
             command.upgrade(alembic_config(conn), "0005")
         with engine.begin() as conn:
             conn.execute(insert(cast(Table, PredictionRow.__table__)), rows)
+            feedback = [
+                {"project_id": r["project_id"], "request_id": r["request_id"], "actual": a}
+                for r in rows
+                if (a := actuals.get(r["request_id"])) is not None
+            ]
+            conn.execute(
+                insert(cast(Table, FeedbackRow.__table__)), [dict(f, at=T0) for f in feedback]
+            )
         with engine.begin() as conn:
             command.upgrade(alembic_config(conn), head_revision())
         with engine.connect() as conn:
             built = stored_rollups(conn)
     finally:
         engine.dispose()
-    assert built == expected_rollups(rows)
+    assert built == expected_rollups(rows, actuals)
     assert sum(v[0] for v in built.values()) == 3000
+    assert sum(v[10] for v in built.values()) > 1000  # labeled: successful ones with feedback
 
 
 def test_writers_logging_the_same_minutes_at_once_lose_nothing(store: str) -> None:
@@ -155,3 +180,47 @@ def test_writers_logging_the_same_minutes_at_once_lose_nothing(store: str) -> No
         db.close()
     assert stored == 2400
     assert found == expected_rollups([row for batch in batches for row in batch])
+
+
+def test_feedback_and_its_predictions_logged_at_once_are_counted_once(store: str) -> None:
+    """Feedback may reach the server before, during or after the batch of predictions it
+    names, and may be sent again with another value; whatever the interleaving, the
+    rollups count each successful prediction's latest feedback exactly once (PostgreSQL:
+    the two writers would otherwise each miss the other's uncommitted rows)."""
+    db = Database(store)
+    batches = [predictions(200, seed=20 + i, offset=200 * i) for i in range(8)]
+    rows = [row for batch in batches for row in batch]
+    first, final = feedback_for(rows, seed=5), feedback_for(rows, seed=6)
+    by_project: dict[int, list[tuple[str, str]]] = {}
+    for r in rows:
+        for actuals in (first, final):
+            if r["request_id"] in actuals:
+                item = (r["request_id"], actuals[r["request_id"]])
+                by_project.setdefault(r["project_id"], []).append(item)
+
+    def log(batch: list[dict[str, Any]]) -> int:
+        with db.write() as tx:
+            return ProductionRepository(tx.conn).add_predictions(batch)
+
+    def send(project_id: int, items: list[tuple[str, str]]) -> int:
+        with db.write() as tx:
+            ProductionRepository(tx.conn).upsert_feedback(project_id, items)
+        return len(items)
+
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            jobs = [pool.submit(log, b) for b in batches]
+            for project_id, items in by_project.items():
+                # first values, then the final ones, in small batches among the predictions
+                ordered = [i for i in items if first.get(i[0]) == i[1]] + [
+                    i for i in items if final.get(i[0]) == i[1]
+                ]
+                for start in range(0, len(ordered), 50):
+                    send(project_id, ordered[start : start + 50])
+            assert sum(j.result() for j in jobs) == 1600
+        with db.read() as conn:
+            found = stored_rollups(conn)
+    finally:
+        db.close()
+    latest = {**{r: a for r, a in first.items()}, **final}
+    assert found == expected_rollups(rows, latest)

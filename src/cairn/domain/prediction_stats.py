@@ -138,7 +138,6 @@ def summarize_counted(
 
 def summarize_rollup(
     rollup: Rollup,
-    labeled: Sequence[tuple[Any, Any, int]],
     *,
     model: str,
     version: int,
@@ -147,14 +146,34 @@ def summarize_rollup(
     task: str | None = None,
     drift: Drift | None = None,
 ) -> GroupStats:
-    """``summarize`` of predictions added up in a rollup (``domain/rollups.py``), with
-    the (outputs, actual, how many) of those whose feedback arrived and their drift
-    (``sampled_drift``). Counts are exact, percentiles within the sketch's error."""
-    pairs = [(prediction_value(o), prediction_value(a), n) for o, a, n in labeled]
-    pairs = [(o, a, n) for o, a, n in pairs if a is not None and o is not None]
-    if task is None and (rollup.outputs.values or pairs):
-        fractional = rollup.outputs.fractional or any(isinstance(a, float) for _, a, _ in pairs)
-        task = "regression" if fractional else "classification"
+    """``summarize`` of predictions added up in a rollup (``domain/rollups.py``), quality
+    from the feedback it counted, drift as ``sampled_drift`` found it. Counts are exact,
+    percentiles within the sketch's error."""
+    labels = rollup.labels
+    found: Quality | None = None
+    if labels.pairs is not None or task == "classification":
+        decoded: dict[str, Any] = {}
+        pairs = [(_decoded(o, decoded), _decoded(a, decoded), n) for o, a, n in labels.triples()]
+        pairs = [(o, a, n) for o, a, n in pairs if a is not None and o is not None]
+        if task is None and (rollup.outputs.values or pairs):
+            fractional = rollup.outputs.fractional or any(isinstance(a, float) for _, a, _ in pairs)
+            task = "regression" if fractional else "classification"
+        found = weighted_quality(pairs, task) if pairs and task else None
+    else:  # too many distinct pairs to keep: a regression's, whose sums are enough
+        if task is None:
+            fractional = rollup.outputs.fractional or labels.fractional
+            task = "regression" if fractional else "classification"
+        if task != "regression":
+            labels.triples()  # raises RollupIncomplete: the report reads the predictions
+        n = labels.numeric
+        found = Quality(task, n)
+        if n > 0:
+            found = Quality(
+                task,
+                n,
+                mae=labels.abs_errors / n,
+                rmse=math.sqrt(max(0.0, labels.squared_errors) / n),
+            )
     return GroupStats(
         model=model,
         version=version,
@@ -166,9 +185,16 @@ def summarize_rollup(
         latency=rollup.latency_stats(),
         task=task,
         outputs=rollup.outputs.distribution(task),
-        quality=weighted_quality(pairs, task) if pairs and task else None,
+        quality=found,
         drift=drift,
     )
+
+
+def _decoded(text: str, decoded: dict[str, Any]) -> Any:
+    value = decoded.get(text)
+    if value is None and text not in decoded:
+        value = decoded[text] = prediction_value(json.loads(text))
+    return value
 
 
 def sampled_drift(

@@ -74,8 +74,9 @@ that is not a table), the diff is ``{"rows": {"old": n | None, "new": m | None,
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Sequence
+from operator import sub
 from typing import Any, NoReturn
 
 from cairn.domain.errors import Invalid
@@ -439,18 +440,20 @@ def _bin_fractions(quantiles: Sequence[float], edges: Sequence[float]) -> list[f
 
 
 def numeric_ks(old_quantiles: Sequence[float], new_quantiles: Sequence[float]) -> float:
-    """The largest gap between the two piecewise-linear CDFs (point masses included).
+    """The largest gap between the two piecewise-linear CDFs (point masses included),
+    read at every quantile of either side, just at and just below it.
 
     >>> numeric_ks([0.0] * 101, [1.0] * 101)
     1.0
     """
-    gap = 0.0
-    for x in {*old_quantiles, *new_quantiles}:
-        gap = max(
-            gap,
-            abs(_cdf(old_quantiles, x) - _cdf(new_quantiles, x)),
-            abs(_cdf_below(old_quantiles, x) - _cdf_below(new_quantiles, x)),
-        )
+    points = sorted({*old_quantiles, *new_quantiles})
+    old_at, old_below = _cdfs(old_quantiles, points)
+    new_at, new_below = _cdfs(new_quantiles, points)
+    gap: float = max(
+        0.0,
+        max(map(abs, map(sub, old_at, new_at))),
+        max(map(abs, map(sub, old_below, new_below))),
+    )
     return gap
 
 
@@ -467,17 +470,46 @@ def _cdf(quantiles: Sequence[float], x: float) -> float:
     return (i + _between(quantiles[i], quantiles[i + 1], x)) / last
 
 
-def _cdf_below(quantiles: Sequence[float], x: float) -> float:
-    """P(X < x): differs from ``_cdf`` only where a run of equal quantiles sits at x."""
+def _cdfs(quantiles: Sequence[float], points: list[float]) -> tuple[list[float], list[float]]:
+    """P(X <= x) as ``_cdf`` gives it, and P(X < x) (they differ where a run of equal
+    quantiles sits at x), at each of the ascending points: one walk along both lists."""
     last = len(quantiles) - 1
-    i = bisect_left(quantiles, x)
-    if i == 0:
-        return 0.0
-    if i > last:
-        return 1.0
-    if quantiles[i] == x:
-        return i / last
-    return (i - 1 + _between(quantiles[i - 1], quantiles[i], x)) / last
+    at: list[float] = []
+    below: list[float] = []
+    upto = under = 0  # how many quantiles are <= x, and < x
+    for x in points:
+        while upto <= last and quantiles[upto] <= x:
+            upto += 1
+        while under <= last and quantiles[under] < x:
+            under += 1
+        i = upto - 1
+        if i < 0:
+            at.append(0.0)
+        elif i == last:
+            at.append(1.0)
+        elif quantiles[i] == x:
+            at.append(i / last)
+        else:
+            at.append((i + _fraction(quantiles[i], quantiles[i + 1], x)) / last)
+        if under == 0:
+            below.append(0.0)
+        elif under > last:
+            below.append(1.0)
+        elif quantiles[under] == x:
+            below.append(under / last)
+        else:
+            below.append((under - 1 + _fraction(quantiles[under - 1], quantiles[under], x)) / last)
+    return at, below
+
+
+def _fraction(low: float, high: float, x: float) -> float:
+    """``_between``, quicker where the span is finite (all but values near the float
+    limit)."""
+    span = high - low
+    if span < math.inf:
+        t = (x - low) / span
+        return t if t < 1.0 else 1.0
+    return _between(low, high, x)
 
 
 def _between(low: float, high: float, x: float) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from cairn.domain.profiles import TOP_VALUES
 MINUTE_MS = 60_000
 RELATIVE_ERROR = 0.01  # of a percentile read off a LogSketch
 CLASS_CAP = 256  # distinct output labels one rollup row keeps; past it, none (see Outputs)
+PAIR_CAP = 1024  # distinct (outputs, actual) pairs one rollup row keeps (see Labels)
 _GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
 _LOG_GAMMA = math.log(_GAMMA)
 _TINY = 1e-12  # magnitudes below this count as zero: no relative error means much there
@@ -293,6 +294,95 @@ class Outputs:
 
 
 @dataclass(slots=True)
+class Labels:
+    """The successful predictions whose feedback has arrived: how many of each (outputs,
+    actual) pair, by their JSON texts (None past ``PAIR_CAP`` distinct pairs), and of
+    the pairs that are both numbers, how many and their errors' sums (what MAE and RMSE
+    need, whatever the number of pairs). Feedback sent again with another value takes
+    its old pair out (``times`` -1), so counts follow the feedback as it stands."""
+
+    pairs: dict[tuple[str, str], int] | None = field(default_factory=dict)
+    numeric: int = 0
+    abs_errors: float = 0.0
+    squared_errors: float = 0.0
+    fractional: bool = False  # an actual value was a fractional number
+
+    def add(self, outputs: str, actual: str, times: int, decoded: dict[str, Any]) -> None:
+        if self.pairs is not None:
+            pair = (outputs, actual)
+            n = self.pairs.get(pair, 0) + times
+            if n:
+                self.pairs[pair] = n
+            else:
+                self.pairs.pop(pair, None)
+            if len(self.pairs) > PAIR_CAP:
+                self.pairs = None
+        out, act = _value(outputs, decoded), _value(actual, decoded)
+        self.fractional = self.fractional or isinstance(act, float)
+        if is_number(out) and is_number(act):
+            error = float(out) - float(act)
+            self.numeric += times
+            self.abs_errors += abs(error) * times
+            self.squared_errors += error * error * times
+
+    def merge(self, other: Labels) -> None:
+        if self.pairs is not None and other.pairs is not None:
+            for pair, n in other.pairs.items():
+                total = self.pairs.get(pair, 0) + n
+                if total:
+                    self.pairs[pair] = total
+                else:
+                    self.pairs.pop(pair, None)
+            if len(self.pairs) > PAIR_CAP:
+                self.pairs = None
+        else:
+            self.pairs = None
+        self.numeric += other.numeric
+        self.abs_errors += other.abs_errors
+        self.squared_errors += other.squared_errors
+        self.fractional = self.fractional or other.fractional
+
+    def triples(self) -> list[tuple[str, str, int]]:
+        """(outputs JSON, actual JSON, how many); ``RollupIncomplete`` past the cap."""
+        if self.pairs is None:
+            raise RollupIncomplete(f"more than {PAIR_CAP} distinct labeled outputs in a minute")
+        return [(o, a, n) for (o, a), n in self.pairs.items() if n > 0]
+
+    def to_json(self) -> dict[str, Any]:
+        if self.pairs is not None and not self.pairs and not self.numeric:
+            return {}
+        return {
+            "pairs": None
+            if self.pairs is None
+            else [[o, a, n] for (o, a), n in self.pairs.items()],
+            "numeric": [self.numeric, self.abs_errors, self.squared_errors],
+            "fractional": self.fractional,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Labels:
+        if not data:
+            return cls()
+        pairs = data.get("pairs")
+        numeric, abs_errors, squared_errors = data.get("numeric") or (0, 0.0, 0.0)
+        return cls(
+            pairs=None if pairs is None else {(str(o), str(a)): int(n) for o, a, n in pairs},
+            numeric=int(numeric),
+            abs_errors=float(abs_errors),
+            squared_errors=float(squared_errors),
+            fractional=bool(data.get("fractional", False)),
+        )
+
+
+def _value(text: str, decoded: dict[str, Any]) -> Any:
+    """``prediction_value`` of a JSON text, decoded once per batch."""
+    value = decoded.get(text, _UNSEEN)
+    if value is _UNSEEN:
+        value = decoded[text] = prediction_value(json.loads(text))
+    return value
+
+
+@dataclass(slots=True)
 class Rollup:
     """One group's predictions (a version behind a variant) in one minute, or merged
     over many: volume, errors, latencies (of failed ones too) and successful outputs."""
@@ -302,6 +392,7 @@ class Rollup:
     latency: Moments = field(default_factory=Moments)
     latency_sketch: LogSketch = field(default_factory=LogSketch)
     outputs: Outputs = field(default_factory=Outputs)
+    labels: Labels = field(default_factory=Labels)
 
     def merge(self, other: Rollup) -> None:
         self.volume += other.volume
@@ -309,6 +400,7 @@ class Rollup:
         self.latency.merge(other.latency)
         self.latency_sketch.merge(other.latency_sketch)
         self.outputs.merge(other.outputs)
+        self.labels.merge(other.labels)
 
     def latency_stats(self) -> Latency | None:
         m = self.latency
@@ -329,8 +421,13 @@ class Rollup:
     def outputs_json(self) -> str:
         return json.dumps(self.outputs.to_json(), separators=(",", ":"))
 
+    def labels_json(self) -> str:
+        return json.dumps(self.labels.to_json(), separators=(",", ":"))
+
     @classmethod
-    def from_columns(cls, volume: int, errors: int, latency: str, outputs: str) -> Rollup:
+    def from_columns(
+        cls, volume: int, errors: int, latency: str, outputs: str, labels: str = "{}"
+    ) -> Rollup:
         lat = json.loads(latency)
         return cls(
             volume=int(volume),
@@ -338,27 +435,37 @@ class Rollup:
             latency=Moments.from_json(lat.get("m", [])),
             latency_sketch=LogSketch.from_json(lat.get("s", {})),
             outputs=Outputs.from_json(json.loads(outputs)),
+            labels=Labels.from_json(json.loads(labels)),
         )
 
 
 # (project id, model id, version, endpoint id or 0, variant, shadow, minute start in ms)
 RollupKey = tuple[int, int, int, int, str, bool, int]
 # A prediction as the rollups read it: the key's columns but the minute, then its time
-# (ms), outputs (JSON), latency and error; the order of ``ROLLUP_COLUMNS`` in the store.
-# Where a key column is NULL-able (endpoint id) the rollup's is 0.
-RollupSource = tuple[int, int, int, int | None, str, bool, int, str | None, float | None, Any]
+# (ms), outputs (JSON), latency, error and request id; the order of ``ROLLUP_COLUMNS`` in
+# the store. Where a key column is NULL-able (endpoint id) the rollup's is 0.
+RollupSource = tuple[int, int, int, int | None, str, bool, int, str | None, float | None, Any, str]
 
 
-def fold(rows: Iterable[RollupSource]) -> dict[RollupKey, Rollup]:
-    """Predictions added up per group and minute. Rows are only sorted into their groups
-    here (latencies listed, outputs counted by their JSON text), then each group is
-    summed at once: a batch of a classifier's outputs decodes a few distinct texts."""
+def rollup_key(source: RollupSource) -> RollupKey:
+    project, model, version, endpoint, variant, shadow, at = source[:7]
+    return (project, model, version, endpoint or 0, variant, bool(shadow), at - at % MINUTE_MS)
+
+
+def fold(
+    rows: Iterable[RollupSource], actuals: Mapping[str, str] | None = None
+) -> dict[RollupKey, Rollup]:
+    """Predictions added up per group and minute, with the feedback that arrived before
+    them (``actuals``: JSON by request id). Rows are only sorted into their groups here
+    (latencies listed, outputs counted by their JSON text), then each group is summed at
+    once: a batch of a classifier's outputs decodes a few distinct texts."""
     parts: dict[RollupKey, _Part] = {}
-    for project, model, version, endpoint, variant, shadow, at, outputs, latency, error in rows:
-        key = (project, model, version, endpoint or 0, variant, bool(shadow), at - at % MINUTE_MS)
+    for row in rows:
+        key = rollup_key(row)
         part = parts.get(key)
         if part is None:
             part = parts[key] = _Part()
+        outputs, latency, error = row[7], row[8], row[9]
         part.volume += 1
         if latency is not None:
             part.latencies.append(latency)
@@ -366,8 +473,32 @@ def fold(rows: Iterable[RollupSource]) -> dict[RollupKey, Rollup]:
             part.errors += 1
         elif outputs is not None:
             part.outputs[outputs] = part.outputs.get(outputs, 0) + 1
+            if actuals:
+                actual = actuals.get(row[10])
+                if actual is not None:
+                    pair = (outputs, actual)
+                    part.labeled[pair] = part.labeled.get(pair, 0) + 1
     decoded: dict[str, Any] = {}
     return {key: part.rollup(decoded) for key, part in parts.items()}
+
+
+def fold_labels(
+    changes: Iterable[tuple[RollupSource, str, int]],
+) -> dict[RollupKey, Rollup]:
+    """Feedback that arrived for stored successful predictions: (the prediction, the
+    actual's JSON, +1 or -1 for a value it replaces) as rollups of labels alone."""
+    found: dict[RollupKey, Rollup] = {}
+    decoded: dict[str, Any] = {}
+    for source, actual, times in changes:
+        outputs = source[7]
+        if source[9] is not None or outputs is None:
+            continue
+        key = rollup_key(source)
+        rollup = found.get(key)
+        if rollup is None:
+            rollup = found[key] = Rollup()
+        rollup.labels.add(outputs, actual, times, decoded)
+    return found
 
 
 @dataclass(slots=True)
@@ -378,6 +509,7 @@ class _Part:
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
     outputs: dict[str, int] = field(default_factory=dict)  # JSON text: how many
+    labeled: dict[tuple[str, str], int] = field(default_factory=dict)  # (outputs, actual)
 
     def rollup(self, decoded: dict[str, Any]) -> Rollup:
         found = Rollup(volume=self.volume, errors=self.errors)
@@ -385,8 +517,7 @@ class _Part:
             found.latency = Moments.of(self.latencies)
             found.latency_sketch.add_all(self.latencies)
         for text, n in self.outputs.items():
-            value = decoded.get(text, _UNSEEN)
-            if value is _UNSEEN:
-                value = decoded[text] = prediction_value(json.loads(text))
-            found.outputs.add(value, n)
+            found.outputs.add(_value(text, decoded), n)
+        for (outputs, actual), n in self.labeled.items():
+            found.labels.add(outputs, actual, n, decoded)
         return found

@@ -32,7 +32,6 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -215,31 +214,26 @@ class MonitoringService:
     def _from_rollups(
         self, subject: _Subject, bounds: list[datetime], until: datetime, size: timedelta
     ) -> list[Window]:
-        """The windows added up from the per-minute rollups, the minute ``until`` cuts
-        from its predictions, and quality from the predictions that have feedback. That
-        join is read on a second connection while this thread computes drift: SQLite and
-        psycopg let go of the GIL while they work, so the two overlap."""
+        """The windows added up from the per-minute rollups (feedback counted in them as
+        it arrived), the minute ``until`` cuts from its predictions, drift from a sample
+        of the inputs."""
         by_variant = subject.endpoint is not None
         with self.db.read() as conn:
             scope = self._scope(conn, subject, bounds, until, size)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            labeled = pool.submit(self._labeled, scope)
-            found, names = self._rollups(scope)
-            groups = _gather(scope, found, names, by_variant=by_variant)
-            references: dict[tuple[str, int], Reference] = {}
-            sample = _sample_size(sum(len(g) for g in groups.values()))
-            drifts = {
-                (index, key): self._drift(subject, key, group, references, sample)
-                for index, window in groups.items()
-                for key, group in window.items()
-            }
-            _add_labeled(groups, labeled.result(), names, by_variant=by_variant)
+        found, names = self._rollups(scope)
+        groups = _gather(scope, found, names, by_variant=by_variant)
+        references: dict[tuple[str, int], Reference] = {}
+        sample = _sample_size(sum(len(g) for g in groups.values()))
+        drifts = {
+            (index, key): self._drift(subject, key, group, references, sample)
+            for index, window in groups.items()
+            for key, group in window.items()
+        }
         windows = []
         for index, (start, end) in enumerate(pairwise(bounds)):
             stats = [
                 summarize_rollup(
                     group.rollup,
-                    group.labeled,
                     model=key[1],
                     version=key[2],
                     variant=key[0],
@@ -271,17 +265,12 @@ class MonitoringService:
             versions = None
             if scope.model_id is not None and scope.version is None:
                 versions = range(1, (models.latest_version(scope.model_id) or 0) + 1)
-            tail = ProductionRepository(conn).rollup_sources(
-                replace(scope, since_ms=edge), versions
-            )
-            for key, rollup in fold(tail).items():
+            production = ProductionRepository(conn)
+            tail = production.rollup_sources(replace(scope, since_ms=edge), versions)
+            for key, rollup in fold(tail, production.actuals_of(tail)).items():
                 found.append((key[6], key[4], key[1], key[2], key[5], rollup))
             names = models.names({r[2] for r in found})
         return found, names
-
-    def _labeled(self, scope: PredictionScope) -> list[tuple[Any, ...]]:
-        with self.db.read() as conn:
-            return ProductionRepository(conn).labeled_counts(scope)
 
     def _drift(
         self,
@@ -657,7 +646,6 @@ class _Group:
     rollup: Rollup = field(default_factory=Rollup)
     shadow: bool = False
     ok_by_minute: dict[int, int] = field(default_factory=dict)  # successful predictions
-    labeled: list[tuple[Any, Any, int]] = field(default_factory=list)  # outputs, actual, n
 
 
 def _gather(
@@ -683,22 +671,6 @@ def _gather(
         ok = rollup.volume - rollup.errors
         group.ok_by_minute[minute] = group.ok_by_minute.get(minute, 0) + ok
     return groups
-
-
-def _add_labeled(
-    groups: dict[int, dict[_Key, _Group]],
-    labeled: list[tuple[Any, ...]],
-    names: dict[int, str],
-    *,
-    by_variant: bool,
-) -> None:
-    """The (outputs, actual, count) of predictions with feedback, to their groups."""
-    decoded: dict[str, Any] = {}
-    for w, variant, model_id, version, _shadow, outputs, actual, n in labeled:
-        key = (variant if by_variant else "", names.get(int(model_id), "?"), int(version))
-        group = groups.get(int(w), {}).get(key)
-        if group is not None:  # always, but for a prediction logged since the rollups read
-            group.labeled.append((_decoded(outputs, decoded), _decoded(actual, decoded), int(n)))
 
 
 def _sample_size(groups: int) -> int:

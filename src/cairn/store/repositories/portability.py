@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, insert, select
 
 from cairn.store.repositories.prediction_rollups import ROLLUP_COLUMNS, RollupRepository
+from cairn.store.repositories.production import ProductionRepository
 from cairn.store.tables import Base
 
 
@@ -170,7 +171,8 @@ class PortabilityRepository:
 
     def insert_many(self, plan: TablePlan, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows in their order; a surrogate key in them is left to the database.
-        Predictions are added to their rollups too (monitoring reads those)."""
+        Predictions are added to their rollups too (monitoring reads those), and so is
+        feedback (imported after the predictions, into a new project: nothing replaced)."""
         if rows:
             drop = plan.surrogate
             values = [{k: v for k, v in row.items() if k != drop} for row in rows]
@@ -178,3 +180,12 @@ class PortabilityRepository:
             if plan.name == "predictions":
                 sources = (tuple(row[c] for c in ROLLUP_COLUMNS) for row in values)
                 RollupRepository(self.conn).add(sources)
+            elif plan.name == "feedback":
+                production = ProductionRepository(self.conn)
+                for project_id in {row["project_id"] for row in values}:
+                    items = [
+                        (r["request_id"], r["actual"])
+                        for r in values
+                        if r["project_id"] == project_id
+                    ]
+                    production.label_predictions(project_id, items, {})

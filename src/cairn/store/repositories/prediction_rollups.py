@@ -9,14 +9,14 @@ the same minute wait for each other; SQLite has one writer), merged and written 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from cairn.domain.rollups import Rollup, RollupKey, RollupSource, fold
+from cairn.domain.rollups import Rollup, RollupKey, RollupSource, fold, fold_labels
 from cairn.store.tables import PredictionRollupRow
 
 _R = cast(Table, PredictionRollupRow.__table__)
@@ -41,6 +41,7 @@ ROLLUP_COLUMNS = (
     "outputs",
     "latency_ms",
     "error",
+    "request_id",
 )
 _EMPTY = Rollup()
 
@@ -50,10 +51,18 @@ class RollupRepository:
         self.conn = conn
         self._insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
-    def add(self, rows: Iterable[RollupSource]) -> int:
+    def add(self, rows: Iterable[RollupSource], actuals: Mapping[str, str] | None = None) -> int:
         """Add predictions (only ones just inserted: a skipped duplicate must not count
-        twice) to their minutes' rollups; returns how many rollup rows changed."""
-        found = fold(rows)
+        twice), with the feedback already stored for them (``actuals``: JSON by request
+        id), to their minutes' rollups; returns how many rollup rows changed."""
+        return self._merge_in(fold(rows, actuals))
+
+    def add_labels(self, changes: Iterable[tuple[RollupSource, str, int]]) -> int:
+        """Feedback that arrived for stored predictions: (the prediction, the actual's
+        JSON, +1, or -1 for the value it replaced); see ``domain.rollups.Labels``."""
+        return self._merge_in(fold_labels(changes))
+
+    def _merge_in(self, found: dict[RollupKey, Rollup]) -> int:
         if not found:
             return 0
         keys = sorted(found)
@@ -70,6 +79,7 @@ class RollupRepository:
                     "b_errors": rollup.errors,
                     "b_latency": rollup.latency_json(),
                     "b_outputs": rollup.outputs_json(),
+                    "b_labels": rollup.labels_json(),
                 }
             )
         stmt = (
@@ -80,6 +90,7 @@ class RollupRepository:
                 errors=bindparam("b_errors"),
                 latency=bindparam("b_latency"),
                 outputs=bindparam("b_outputs"),
+                labels=bindparam("b_labels"),
             )
         )
         self.conn.execute(stmt, changes)
@@ -92,6 +103,7 @@ class RollupRepository:
             "errors": 0,
             "latency": _EMPTY.latency_json(),
             "outputs": _EMPTY.outputs_json(),
+            "labels": _EMPTY.labels_json(),
         }
         stmt = self._insert(_R).on_conflict_do_nothing(index_elements=list(KEY_COLUMNS))
         self.conn.execute(stmt, [{**dict(zip(KEY_COLUMNS, k, strict=True)), **empty} for k in keys])
@@ -141,6 +153,7 @@ class RollupRepository:
             _R.c.errors,
             _R.c.latency,
             _R.c.outputs,
+            _R.c.labels,
         ).where(
             _R.c.project_id == project_id,
             _R.c.minute >= first_minute,
@@ -160,13 +173,13 @@ class RollupRepository:
                 int(model),
                 int(ver),
                 bool(shadow),
-                Rollup.from_columns(volume, errors, latency, outputs),
+                Rollup.from_columns(volume, errors, latency, outputs, labels),
             )
-            for minute, variant, model, ver, shadow, volume, errors, latency, outputs in (
+            for minute, variant, model, ver, shadow, volume, errors, latency, outputs, labels in (
                 self.conn.execute(stmt).all()
             )
         ]
 
 
 def _rollup(row: Row[Any]) -> Rollup:
-    return Rollup.from_columns(row.volume, row.errors, row.latency, row.outputs)
+    return Rollup.from_columns(row.volume, row.errors, row.latency, row.outputs, row.labels)

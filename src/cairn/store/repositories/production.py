@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, cast
@@ -48,6 +48,8 @@ PREDICTION_COLUMNS = [
     "latency_ms",
     "error",
 ]
+_IN_CHUNK = 500  # request ids a query names at a time
+_LABELS_LOCK = 0x6C61  # namespace of the advisory locks of ``_lock_labels`` ("la")
 # A row of PREDICTION_COLUMNS as the rollups read it (ROLLUP_COLUMNS).
 _ROLLUP_SOURCE = itemgetter(*[PREDICTION_COLUMNS.index(c) for c in ROLLUP_COLUMNS])
 
@@ -138,12 +140,21 @@ class ProductionRepository:
         Rows are dicts keyed by PREDICTION_COLUMNS, or tuples in that order. Returns how
         many were new: on SQLite the connection's count of changed rows (a skipped row
         changes none), elsewhere the rows the insert returns. The new ones, and only
-        they, are added to the per-minute rollups in the same transaction.
+        they, are added to the per-minute rollups in the same transaction, with the
+        feedback that arrived for them before they did.
         """
         if not rows:
             return 0
-        if self.conn.dialect.name != "sqlite":
-            return self._add_returning(rows)
+        if self.conn.dialect.name == "sqlite":
+            new = self._add_sqlite(rows)
+        else:
+            self._lock_labels({r["project_id"] if isinstance(r, dict) else r[0] for r in rows})
+            new = self._add_returning(rows)
+        RollupRepository(self.conn).add(new, self.actuals_of(new))
+        return len(new)
+
+    def _add_sqlite(self, rows: list[Any]) -> list[Any]:
+        """SQLite (one writer): the rows new to the table, as the rollups read them."""
         dbapi = self.conn.connection.driver_connection
         before = int(dbapi.total_changes)  # type: ignore[union-attr]
         as_tuples = (
@@ -161,14 +172,12 @@ class ProductionRepository:
         )
         stored = int(dbapi.total_changes) - before  # type: ignore[union-attr]
         if stored == len(as_tuples):
-            new: Iterable[Any] = map(_ROLLUP_SOURCE, as_tuples)
-        else:  # some were skipped: the new ones are those past the last id (one writer)
-            columns = [_P.c[c] for c in ROLLUP_COLUMNS]
-            new = self.conn.execute(select(*columns).where(_P.c.id > last_id)).all()
-        RollupRepository(self.conn).add(new)
-        return stored
+            return list(map(_ROLLUP_SOURCE, as_tuples))
+        # Some were skipped: the new ones are those past the last id (one writer).
+        columns = [_P.c[c] for c in ROLLUP_COLUMNS]
+        return list(self.conn.execute(select(*columns).where(_P.c.id > last_id)).all())
 
-    def _add_returning(self, rows: list[Any]) -> int:
+    def _add_returning(self, rows: list[Any]) -> list[Any]:
         """PostgreSQL: the insert returns what the rows that were new add to the rollups
         (a row another transaction inserted first is skipped and returns nothing)."""
         if not isinstance(rows[0], dict):
@@ -182,12 +191,17 @@ class ProductionRepository:
                 .returning(*[_P.c[c] for c in ROLLUP_COLUMNS])
             )
             new += self.conn.execute(stmt).all()  # rowcount is -1 on psycopg here
-        RollupRepository(self.conn).add(new)
-        return len(new)
+        return new
 
     def upsert_feedback(self, project_id: int, items: list[tuple[str, str]]) -> None:
+        """Store feedback (a value sent again replaces the old one) and count it in the
+        rollups of the predictions it names: the new (outputs, actual) pair in, the one it
+        replaces out."""
         if not items:
             return
+        self._lock_labels({project_id})
+        ids = [r for r, _ in items]
+        old = self._actuals(project_id, ids)
         at = now_ms()
         stmt = self._insert(_FB)
         stmt = stmt.on_conflict_do_update(
@@ -198,6 +212,58 @@ class ProductionRepository:
             stmt,
             [{"project_id": project_id, "request_id": r, "actual": a, "at": at} for r, a in items],
         )
+        self.label_predictions(project_id, [(r, a) for r, a in items if old.get(r) != a], old)
+
+    def label_predictions(
+        self, project_id: int, items: Sequence[tuple[str, str]], replaced: Mapping[str, str]
+    ) -> None:
+        """Count feedback just stored (request id, actual JSON) in the rollups of the
+        stored predictions it names; ``replaced``: the values it took the place of."""
+        changes: list[tuple[Any, str, int]] = []
+        actual = dict(items)
+        columns = [_P.c[c] for c in ROLLUP_COLUMNS]
+        for chunk in _chunks(list(actual), _IN_CHUNK):
+            stmt = select(*columns).where(_P.c.project_id == project_id, _P.c.request_id.in_(chunk))
+            for source in self.conn.execute(stmt):
+                request_id = source[-1]
+                changes.append((source, actual[request_id], 1))
+                if request_id in replaced:
+                    changes.append((source, replaced[request_id], -1))
+        RollupRepository(self.conn).add_labels(changes)
+
+    def _actuals(self, project_id: int, request_ids: Sequence[str]) -> dict[str, str]:
+        """The feedback stored for these requests of a project: actual JSON by id."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(request_ids, _IN_CHUNK):
+            stmt = select(_FB.c.request_id, _FB.c.actual).where(
+                _FB.c.project_id == project_id, _FB.c.request_id.in_(chunk)
+            )
+            found.update((r, a) for r, a in self.conn.execute(stmt))
+        return found
+
+    def actuals_of(self, sources: Sequence[Any]) -> dict[str, str]:
+        """The feedback already stored for new predictions (rollup sources): by request
+        id, of their project (a batch is one project's)."""
+        by_project: dict[int, list[str]] = {}
+        for source in sources:
+            if source[9] is None:  # feedback counts for successful predictions only
+                by_project.setdefault(source[0], []).append(source[10])
+        found: dict[str, str] = {}
+        for project_id, ids in by_project.items():
+            found.update(self._actuals(project_id, ids))
+        return found
+
+    def _lock_labels(self, project_ids: set[int]) -> None:
+        """PostgreSQL: a logged prediction and the feedback for it, written at once by two
+        transactions, would each miss the other (neither is committed when the other
+        looks), and the pair would never be counted. Both writers take this lock of the
+        project first, until commit. SQLite has one writer at a time anyway."""
+        if self.conn.dialect.name != "postgresql":
+            return
+        for project_id in sorted(project_ids):
+            self.conn.execute(
+                select(func.pg_advisory_xact_lock(_LABELS_LOCK, int(project_id) % 2**31))
+            )
 
     def predictions(
         self,
@@ -279,13 +345,6 @@ class ProductionRepository:
                     found.append((*key, actual, n))
         found.extend((*key, None, n) for key, n in totals.items() if n > 0)
         return found
-
-    def labeled_counts(self, scope: PredictionScope) -> list[tuple[Any, ...]]:
-        """Successful predictions that have feedback, counted per window, group, outputs
-        and actual: (window index, variant, model id, version, shadow 0/1, outputs JSON,
-        actual JSON, count). Reads the feedback and the predictions it names, no more."""
-        sql = self._labeled_sql(scope, int(scope.origin_ms), int(scope.size_ms))
-        return [tuple(r) for r in self.conn.exec_driver_sql(sql).cursor.fetchall()]
 
     def rollup_sources(
         self, scope: PredictionScope, versions: Sequence[int] | None = None
@@ -414,3 +473,8 @@ def _insert_predictions_sqlite() -> Any:
     return sqlite_insert(_P).on_conflict_do_nothing(
         index_elements=["project_id", "request_id", "variant"]
     )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

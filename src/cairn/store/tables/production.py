@@ -96,6 +96,8 @@ class PredictionRollupRow(Base):
     errors: Mapped[int] = mapped_column(BigInteger)
     latency: Mapped[str] = mapped_column(Text)  # JSON: moments and a log-scale histogram
     outputs: Mapped[str] = mapped_column(Text)  # JSON: class counts, moments, histogram
+    # JSON: the (outputs, actual) pairs of predictions whose feedback arrived, error sums
+    labels: Mapped[str] = mapped_column(Text, server_default="{}")
 
     __table_args__ = (
         Index(
