@@ -8,12 +8,16 @@ import random
 
 import pytest
 
+from cairn.domain.prediction_stats import summarize_rollup
 from cairn.domain.rollups import (
     CLASS_CAP,
+    PAIR_CAP,
     RELATIVE_ERROR,
+    Labels,
     LogSketch,
     Moments,
     Outputs,
+    Rollup,
     RollupIncomplete,
 )
 from cairn.domain.stats import percentile
@@ -76,3 +80,41 @@ def test_outputs_with_too_many_classes_say_so() -> None:
     assert few.distribution("classification") == type(regression)(
         classes={"1": 2, "0.5": 1, "2": 1}
     )
+
+
+def test_labels_follow_feedback_that_is_replaced() -> None:
+    decoded: dict[str, object] = {}
+    labels = Labels()
+    labels.add("[1]", "1", 3, decoded)
+    labels.add("[2]", "1", 1, decoded)
+    labels.add("[2]", "1", -1, decoded)  # that feedback was sent again with another value
+    labels.add("[2]", "2", 1, decoded)
+    assert labels.triples() == [("[1]", "1", 3), ("[2]", "2", 1)]
+    assert (labels.numeric, labels.abs_errors, labels.squared_errors) == (4, 0.0, 0.0)
+    again = Labels.from_json(labels.to_json())
+    assert again.triples() == labels.triples() and again.numeric == 4
+    assert Labels.from_json(Labels().to_json()).triples() == []
+
+
+def test_labels_past_the_cap_keep_what_regression_needs() -> None:
+    rng = random.Random(4)
+    pairs = [(rng.gauss(10, 2), rng.gauss(10, 2)) for _ in range(PAIR_CAP + 50)]
+    halves = Labels(), Labels()
+    decoded: dict[str, object] = {}
+    for i, (predicted, actual) in enumerate(pairs):
+        halves[i % 2].add(f"[{predicted!r}]", repr(actual), 1, decoded)
+    merged = Labels()
+    for half in halves:
+        merged.merge(half)
+    assert merged.pairs is None and merged.fractional
+    with pytest.raises(RollupIncomplete):
+        merged.triples()
+    rollup = Rollup(volume=len(pairs), labels=Labels.from_json(merged.to_json()))
+    quality = summarize_rollup(rollup, model="m", version=1).quality
+    assert quality is not None and quality.task == "regression"
+    assert quality.labeled == len(pairs)
+    errors = [p - a for p, a in pairs]
+    assert quality.mae == pytest.approx(math.fsum(map(abs, errors)) / len(errors))
+    assert quality.rmse == pytest.approx(math.sqrt(math.fsum(e * e for e in errors) / len(errors)))
+    with pytest.raises(RollupIncomplete):  # as classes, the pairs are needed
+        summarize_rollup(rollup, model="m", version=1, task="classification")

@@ -308,15 +308,7 @@ class Labels:
     fractional: bool = False  # an actual value was a fractional number
 
     def add(self, outputs: str, actual: str, times: int, decoded: dict[str, Any]) -> None:
-        if self.pairs is not None:
-            pair = (outputs, actual)
-            n = self.pairs.get(pair, 0) + times
-            if n:
-                self.pairs[pair] = n
-            else:
-                self.pairs.pop(pair, None)
-            if len(self.pairs) > PAIR_CAP:
-                self.pairs = None
+        self._count({(outputs, actual): times})
         out, act = _value(outputs, decoded), _value(actual, decoded)
         self.fractional = self.fractional or isinstance(act, float)
         if is_number(out) and is_number(act):
@@ -326,21 +318,27 @@ class Labels:
             self.squared_errors += error * error * times
 
     def merge(self, other: Labels) -> None:
-        if self.pairs is not None and other.pairs is not None:
-            for pair, n in other.pairs.items():
-                total = self.pairs.get(pair, 0) + n
-                if total:
-                    self.pairs[pair] = total
-                else:
-                    self.pairs.pop(pair, None)
-            if len(self.pairs) > PAIR_CAP:
-                self.pairs = None
-        else:
+        if other.pairs is None:
             self.pairs = None
+        else:
+            self._count(other.pairs)
         self.numeric += other.numeric
         self.abs_errors += other.abs_errors
         self.squared_errors += other.squared_errors
         self.fractional = self.fractional or other.fractional
+
+    def _count(self, pairs: dict[tuple[str, str], int]) -> None:
+        """Add to the pairs' counts (a count back to 0 is dropped), unless past the cap."""
+        if self.pairs is None:
+            return
+        for pair, n in pairs.items():
+            total = self.pairs.get(pair, 0) + n
+            if total:
+                self.pairs[pair] = total
+            else:
+                self.pairs.pop(pair, None)
+        if len(self.pairs) > PAIR_CAP:
+            self.pairs = None
 
     def triples(self) -> list[tuple[str, str, int]]:
         """(outputs JSON, actual JSON, how many); ``RollupIncomplete`` past the cap."""
