@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import importlib.metadata
 import json
+import math
 import operator
 import os
 import platform
@@ -311,7 +312,22 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "cpu_probe_ms_at_start": cpu_probe_ms(),
     }
+
+
+def cpu_probe_ms() -> float:
+    """How long this machine takes now for a fixed piece of pure Python (the best of five
+    runs of a loop of a million additions): this VM's speed drifts two to three times
+    within an hour, so figures from runs at different times compare only beside it."""
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
 
 
 def _cpu_model() -> str:
@@ -449,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         workloads[name] = compare(name, cairn_results[name], theirs)
 
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["cpu_probe_ms_at_end"] = cpu_probe_ms()
     commit_at_end = _git_commit()
     if commit_at_end != commit_at_start:
         log("bench", f"the checkout moved during the run: {commit_at_start} -> {commit_at_end}")

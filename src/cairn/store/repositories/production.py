@@ -54,6 +54,26 @@ _LABELS_LOCK = 0x6C61  # namespace of the advisory locks of ``_lock_labels`` ("l
 _ROLLUP_SOURCE = itemgetter(*[PREDICTION_COLUMNS.index(c) for c in ROLLUP_COLUMNS])
 
 
+# Statements built once (a list of ids is one expanding parameter, not 500 literals to
+# coerce on every call): the feedback stored for requests of a project, the feedback of
+# the predictions past an id (SQLite: those an insert just added), and the predictions
+# of requests of a project as the rollups read them.
+_ACTUALS = select(_FB.c.request_id, _FB.c.actual).where(
+    _FB.c.project_id == bindparam("project_id"),
+    _FB.c.request_id.in_(bindparam("ids", expanding=True)),
+)
+_NEW_ACTUALS = (
+    select(_FB.c.request_id, _FB.c.actual)
+    .select_from(_P)
+    .join(_FB, (_FB.c.project_id == _P.c.project_id) & (_FB.c.request_id == _P.c.request_id))
+    .where(_P.c.id > bindparam("last_id"), _P.c.error.is_(None))
+)
+_SOURCES = select(*[_P.c[c] for c in ROLLUP_COLUMNS]).where(
+    _P.c.project_id == bindparam("project_id"),
+    _P.c.request_id.in_(bindparam("ids", expanding=True)),
+)
+
+
 class ProductionRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -146,15 +166,17 @@ class ProductionRepository:
         if not rows:
             return 0
         if self.conn.dialect.name == "sqlite":
-            new = self._add_sqlite(rows)
+            new, actuals = self._add_sqlite(rows)
         else:
             self._lock_labels({r["project_id"] if isinstance(r, dict) else r[0] for r in rows})
             new = self._add_returning(rows)
-        RollupRepository(self.conn).add(new, self.actuals_of(new))
+            actuals = self.actuals_of(new)
+        RollupRepository(self.conn).add(new, actuals)
         return len(new)
 
-    def _add_sqlite(self, rows: list[Any]) -> list[Any]:
-        """SQLite (one writer): the rows new to the table, as the rollups read them."""
+    def _add_sqlite(self, rows: list[Any]) -> tuple[list[Any], dict[str, str]]:
+        """SQLite (one writer): the rows new to the table, as the rollups read them, and
+        the feedback already stored for them (those past the last id before: one join)."""
         dbapi = self.conn.connection.driver_connection
         before = int(dbapi.total_changes)  # type: ignore[union-attr]
         as_tuples = (
@@ -171,11 +193,14 @@ class ProductionRepository:
             name="predictions.insert",
         )
         stored = int(dbapi.total_changes) - before  # type: ignore[union-attr]
+        found = self.conn.execute(_NEW_ACTUALS, {"last_id": last_id})
+        actuals = {request_id: actual for request_id, actual in found}
         if stored == len(as_tuples):
-            return list(map(_ROLLUP_SOURCE, as_tuples))
+            return list(map(_ROLLUP_SOURCE, as_tuples)), actuals
         # Some were skipped: the new ones are those past the last id (one writer).
         columns = [_P.c[c] for c in ROLLUP_COLUMNS]
-        return list(self.conn.execute(select(*columns).where(_P.c.id > last_id)).all())
+        new = self.conn.execute(select(*columns).where(_P.c.id > last_id)).all()
+        return list(new), actuals
 
     def _add_returning(self, rows: list[Any]) -> list[Any]:
         """PostgreSQL: the insert returns what the rows that were new add to the rollups
@@ -221,10 +246,9 @@ class ProductionRepository:
         stored predictions it names; ``replaced``: the values it took the place of."""
         changes: list[tuple[Any, str, int]] = []
         actual = dict(items)
-        columns = [_P.c[c] for c in ROLLUP_COLUMNS]
         for chunk in _chunks(list(actual), _IN_CHUNK):
-            stmt = select(*columns).where(_P.c.project_id == project_id, _P.c.request_id.in_(chunk))
-            for source in self.conn.execute(stmt):
+            params = {"project_id": project_id, "ids": list(chunk)}
+            for source in self.conn.execute(_SOURCES, params):
                 request_id = source[-1]
                 changes.append((source, actual[request_id], 1))
                 if request_id in replaced:
@@ -235,10 +259,8 @@ class ProductionRepository:
         """The feedback stored for these requests of a project: actual JSON by id."""
         found: dict[str, str] = {}
         for chunk in _chunks(request_ids, _IN_CHUNK):
-            stmt = select(_FB.c.request_id, _FB.c.actual).where(
-                _FB.c.project_id == project_id, _FB.c.request_id.in_(chunk)
-            )
-            found.update((r, a) for r, a in self.conn.execute(stmt))
+            params = {"project_id": project_id, "ids": list(chunk)}
+            found.update((r, a) for r, a in self.conn.execute(_ACTUALS, params))
         return found
 
     def actuals_of(self, sources: Sequence[Any]) -> dict[str, str]:
