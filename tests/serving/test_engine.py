@@ -7,6 +7,8 @@ returned and never waited for."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import warnings
@@ -451,3 +453,19 @@ def test_new_variants_are_loaded_before_they_take_traffic(endpoint: Setup) -> No
     endpoint.server.refresh()
     answer = endpoint.http.post("/predict", json={"instances": [[0, 0]]}).json()
     assert answer["variant"] == "only"
+
+
+def test_the_openapi_document_describes_predict(model: Setup) -> None:
+    """``/predict`` is a plain route (see serving/app.py); its entry is written by hand and
+    every schema it names is in the document."""
+    document = model.http.get("/openapi.json").json()
+    post = document["paths"]["/predict"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/PredictIn"}
+    assert set(post["responses"]) == {"200", "400", "413", "500", "503"}
+    schemas = document["components"]["schemas"]
+    assert {"instances", "records", "columns"} <= set(schemas["PredictIn"]["properties"])
+    assert {"predictions", "model", "version"} <= set(schemas["PredictOut"]["properties"])
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(document)))
+    assert refs and refs <= set(schemas)
+    assert model.http.get("/openapi.json").json() == document  # added once, not again

@@ -14,8 +14,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cairn._version import __version__
@@ -40,6 +44,7 @@ _STATUS = {
     "unavailable": 503,
     "schema_outdated": 503,
 }
+_REF = "#/components/schemas/{model}"
 _CODE = {400: "invalid", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Bad rows (`invalid`); `details.field` names it"},
@@ -74,11 +79,16 @@ def create_serving_app(server: InferenceServer, *, max_body_bytes: int = MAX_BOD
 
     # Probes and metrics answer on the event loop, so a thread pool busy with predictions
     # never makes a liveness check time out; predictions run in the pool.
-    @app.post("/predict", response_model=PredictOut, responses=_ERRORS)
-    def predict(body: PredictIn) -> JSONResponse:
-        """Predict rows given as ``records``, ``columns`` or ``instances``. The answer
-        names the model version (and endpoint variant) that made the predictions."""
-        return JSONResponse(server.predict(body))
+    async def predict(request: Request) -> Response:
+        body = _parse(await request.body())
+        answer = await run_in_threadpool(server.predict, body)
+        return Response(to_json(answer), media_type="application/json")
+
+    # A plain route: FastAPI's body parameter, dependency solving and response handling
+    # cost about 0.3 ms of a one-row call's 2 ms here; pydantic-core parses and checks
+    # the body in one pass and writes the answer. Documented by _document_predict.
+    app.router.routes.append(Route("/predict", predict, methods=["POST"]))
+    _document_predict(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -101,6 +111,72 @@ def create_serving_app(server: InferenceServer, *, max_body_bytes: int = MAX_BOD
     _install_errors(app, server)
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
     return app
+
+
+def _parse(raw: bytes) -> PredictIn:
+    try:
+        return PredictIn.model_validate_json(raw)
+    except ValidationError as exc:  # answered by the handler of FastAPI's own refusals
+        raise RequestValidationError(exc.errors()) from None
+
+
+def _document_predict(app: FastAPI) -> None:
+    """``POST /predict`` in the OpenAPI document, as FastAPI would write it for a route
+    taking ``PredictIn`` and answering ``PredictOut``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # FastAPI keeps it: this adds to it once
+        if "/predict" not in schema["paths"]:
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, found in (
+                ("PredictIn", PredictIn.model_json_schema(ref_template=_REF)),
+                (
+                    "PredictOut",
+                    PredictOut.model_json_schema(ref_template=_REF, mode="serialization"),
+                ),
+            ):
+                components.update(found.pop("$defs", {}))
+                components[name] = found
+            components.setdefault("ErrorOut", ErrorOut.model_json_schema(ref_template=_REF))
+            errors = {
+                str(status): {
+                    "description": spec["description"],
+                    "content": {
+                        "application/json": {"schema": {"$ref": _REF.format(model="ErrorOut")}}
+                    },
+                }
+                for status, spec in _ERRORS.items()
+            }
+            schema["paths"]["/predict"] = {
+                "post": {
+                    "summary": "Predict",
+                    "description": "Predict rows given as `records`, `columns` or `instances`. "
+                    "The answer names the model version (and endpoint variant) that made "
+                    "the predictions.",
+                    "operationId": "predict_predict_post",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": _REF.format(model="PredictIn")}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Successful Response",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": _REF.format(model="PredictOut")}
+                                }
+                            },
+                        },
+                        **errors,
+                    },
+                }
+            }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_errors(app: FastAPI, server: InferenceServer) -> None:
