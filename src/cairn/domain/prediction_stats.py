@@ -153,7 +153,10 @@ def summarize_rollup(
     found: Quality | None = None
     if labels.pairs is not None or task == "classification":
         decoded: dict[str, Any] = {}
-        pairs = [(_decoded(o, decoded), _decoded(a, decoded), n) for o, a, n in labels.triples()]
+        pairs = [
+            (decoded_value(o, decoded), decoded_value(a, decoded), n)
+            for o, a, n in labels.triples()
+        ]
         pairs = [(o, a, n) for o, a, n in pairs if a is not None and o is not None]
         if task is None and (rollup.outputs.values or pairs):
             fractional = rollup.outputs.fractional or any(isinstance(a, float) for _, a, _ in pairs)
@@ -190,11 +193,12 @@ def summarize_rollup(
     )
 
 
-def _decoded(text: str, decoded: dict[str, Any]) -> Any:
-    value = decoded.get(text)
-    if value is None and text not in decoded:
-        value = decoded[text] = prediction_value(json.loads(text))
-    return value
+def decoded_value(text: str, decoded: dict[str, Any]) -> Any:
+    """``prediction_value`` of a JSON text, decoded once per ``decoded`` (a batch or a
+    report meets few distinct outputs and actuals)."""
+    if text not in decoded:
+        decoded[text] = prediction_value(json.loads(text))
+    return decoded[text]
 
 
 def sampled_drift(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.domain.monitoring import Latency, NumericSummary, OutputDistribution
-from cairn.domain.prediction_stats import OTHER, class_label, is_number, prediction_value
+from cairn.domain.prediction_stats import OTHER, class_label, decoded_value, is_number
 from cairn.domain.profiles import TOP_VALUES
 
 MINUTE_MS = 60_000
@@ -34,7 +34,6 @@ PAIR_CAP = 1024  # distinct (outputs, actual) pairs one rollup row keeps (see La
 _GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
 _LOG_GAMMA = math.log(_GAMMA)
 _TINY = 1e-12  # magnitudes below this count as zero: no relative error means much there
-_UNSEEN = object()
 
 
 class RollupIncomplete(Exception):
@@ -309,7 +308,7 @@ class Labels:
 
     def add(self, outputs: str, actual: str, times: int, decoded: dict[str, Any]) -> None:
         self._count({(outputs, actual): times})
-        out, act = _value(outputs, decoded), _value(actual, decoded)
+        out, act = decoded_value(outputs, decoded), decoded_value(actual, decoded)
         self.fractional = self.fractional or isinstance(act, float)
         if is_number(out) and is_number(act):
             error = float(out) - float(act)
@@ -370,14 +369,6 @@ class Labels:
             squared_errors=float(squared_errors),
             fractional=bool(data.get("fractional", False)),
         )
-
-
-def _value(text: str, decoded: dict[str, Any]) -> Any:
-    """``prediction_value`` of a JSON text, decoded once per batch."""
-    value = decoded.get(text, _UNSEEN)
-    if value is _UNSEEN:
-        value = decoded[text] = prediction_value(json.loads(text))
-    return value
 
 
 @dataclass(slots=True)
@@ -515,7 +506,7 @@ class _Part:
             found.latency = Moments.of(self.latencies)
             found.latency_sketch.add_all(self.latencies)
         for text, n in self.outputs.items():
-            found.outputs.add(_value(text, decoded), n)
+            found.outputs.add(decoded_value(text, decoded), n)
         for (outputs, actual), n in self.labeled.items():
             found.labels.add(outputs, actual, n, decoded)
         return found

@@ -85,7 +85,7 @@ def create_serving_app(server: InferenceServer, *, max_body_bytes: int = MAX_BOD
         return Response(to_json(answer), media_type="application/json")
 
     # A plain route: FastAPI's body parameter, dependency solving and response handling
-    # cost about 0.3 ms of a one-row call's 2 ms here; pydantic-core parses and checks
+    # cost about 0.2 ms of a one-row call's 2 ms here; pydantic-core parses and checks
     # the body in one pass and writes the answer. Documented by _document_predict.
     app.router.routes.append(Route("/predict", predict, methods=["POST"]))
     _document_predict(app)
@@ -140,12 +140,7 @@ def _document_predict(app: FastAPI) -> None:
                 components[name] = found
             components.setdefault("ErrorOut", ErrorOut.model_json_schema(ref_template=_REF))
             errors = {
-                str(status): {
-                    "description": spec["description"],
-                    "content": {
-                        "application/json": {"schema": {"$ref": _REF.format(model="ErrorOut")}}
-                    },
-                }
+                str(status): {"description": spec["description"], "content": _json_of("ErrorOut")}
                 for status, spec in _ERRORS.items()
             }
             schema["paths"]["/predict"] = {
@@ -155,20 +150,11 @@ def _document_predict(app: FastAPI) -> None:
                     "The answer names the model version (and endpoint variant) that made "
                     "the predictions.",
                     "operationId": "predict_predict_post",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": _REF.format(model="PredictIn")}}
-                        },
-                    },
+                    "requestBody": {"required": True, "content": _json_of("PredictIn")},
                     "responses": {
                         "200": {
                             "description": "Successful Response",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": _REF.format(model="PredictOut")}
-                                }
-                            },
+                            "content": _json_of("PredictOut"),
                         },
                         **errors,
                     },
@@ -177,6 +163,11 @@ def _document_predict(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _json_of(model: str) -> dict[str, Any]:
+    """An OpenAPI content entry: JSON of a schema in the document's components."""
+    return {"application/json": {"schema": {"$ref": _REF.format(model=model)}}}
 
 
 def _install_errors(app: FastAPI, server: InferenceServer) -> None:

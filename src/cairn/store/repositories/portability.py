@@ -181,11 +181,11 @@ class PortabilityRepository:
                 sources = (tuple(row[c] for c in ROLLUP_COLUMNS) for row in values)
                 RollupRepository(self.conn).add(sources)
             elif plan.name == "feedback":
-                production = ProductionRepository(self.conn)
-                for project_id in {row["project_id"] for row in values}:
-                    items = [
+                by_project: dict[int, list[tuple[str, str]]] = {}
+                for r in values:
+                    by_project.setdefault(r["project_id"], []).append(
                         (r["request_id"], r["actual"])
-                        for r in values
-                        if r["project_id"] == project_id
-                    ]
+                    )
+                production = ProductionRepository(self.conn)
+                for project_id, items in by_project.items():
                     production.label_predictions(project_id, items, {})
