@@ -2,12 +2,13 @@
 registry whose models are plain objects: the three body shapes, answers stamped with the
 version, every row logged, bad rows as 400s that are logged as errors, readiness, an
 alias move swapped in while a request is in flight (which finishes on the old model),
-endpoints with sticky weighted assignment, and shadows that are logged but never
-returned and never waited for."""
+endpoints with sticky weighted assignment, shadows that are logged but never returned
+and never waited for, and which calls run on the event loop and which in the pool."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -64,8 +65,10 @@ class FakeModel:
     entered: threading.Event = field(default_factory=threading.Event)
     delay_s: float = 0.0
     fail: Exception | None = None
+    threads: list[str] = field(default_factory=list)  # where each call ran
 
     def predict(self, data: Any) -> list[float]:
+        self.threads.append(threading.current_thread().name)
         self.entered.set()
         if self.gate is not None:
             assert self.gate.wait(10)
@@ -148,7 +151,9 @@ class Setup:
         return parse(response.text)[1]
 
 
-def serving(registry: FakeRegistry, wait: bool = True, **options: Any) -> Iterator[Setup]:
+def serving(
+    registry: FakeRegistry, wait: bool = True, loop_budget_s: float = 0.02, **options: Any
+) -> Iterator[Setup]:
     """The app around a server on ``registry``; the poller is left idle (tests call
     ``refresh()`` where it would have looked)."""
     logged = Logged()
@@ -157,7 +162,7 @@ def serving(registry: FakeRegistry, wait: bool = True, **options: Any) -> Iterat
     server = InferenceServer(
         registry, project="p", log=log, metrics=metrics, poll_interval_s=3600, **options
     )
-    app = create_serving_app(server, max_body_bytes=4096)
+    app = create_serving_app(server, max_body_bytes=4096, loop_budget_s=loop_budget_s)
     with TestClient(app, raise_server_exceptions=False) as http:
         deadline = time.monotonic() + 5
         while wait and not server.ready() and time.monotonic() < deadline:
@@ -261,6 +266,12 @@ def test_bad_requests_are_400_naming_the_field(model: Setup) -> None:
     assert error_of(not_json, 400)["details"]["field"] == "body"
     too_large = http.post("/predict", json={"records": [{"x": 1, "y": "z" * 5000}]})
     assert error_of(too_large, 413)["code"] == "too_large"
+    chunked = http.post("/predict", content=iter([b'{"records": [', b"1," * 3000, b"1]}"]))
+    assert error_of(chunked, 413)["code"] == "too_large"
+    by_get = http.get("/predict")
+    assert error_of(by_get, 405)["code"] == "method_not_allowed"
+    assert by_get.headers["allow"] == "POST"
+    assert error_of(http.post("/predict/"), 404)["code"] == "not_found"
 
     strings = refused({"records": [{"x": "a", "y": 1}], "request_id": "bad-row"})
     assert "could not convert string to float" in strings["message"]
@@ -275,11 +286,21 @@ def test_bad_requests_are_400_naming_the_field(model: Setup) -> None:
     assert value(samples, "cairn_serve_requests_total", **refused) == 5
 
 
-def test_a_model_that_crashes_is_a_500_that_echoes_nothing(model: Setup) -> None:
-    model.registry.models[1].fail = RuntimeError("secret internals")
-    body = error_of(model.http.post("/predict", json={"instances": [[1, 2]]}), 500)
-    assert body["code"] == "internal" and "secret" not in body["message"]
-    assert len(body["details"]["incident"]) == 12
+def test_a_model_that_crashes_is_a_500_that_echoes_nothing(
+    model: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    crashing = model.registry.models[1]
+    for timed in (False, True):  # in the pool, then (once timed) on the loop: one answer
+        if timed:
+            crashing.fail = None
+            assert model.http.post("/predict", json={"instances": [[1, 2]]}).status_code == 200
+        crashing.fail = RuntimeError("secret internals")
+        body = error_of(model.http.post("/predict", json={"instances": [[1, 2]]}), 500)
+        assert body["code"] == "internal" and "secret" not in body["message"]
+        assert len(body["details"]["incident"]) == 12
+        assert body["details"]["incident"] in caplog.text  # the log finds it
+    assert crashing.threads[0].startswith("cairn-predict")
+    assert not crashing.threads[-1].startswith("cairn-predict")
     assert "RuntimeError: secret internals" in (model.flushed()[0][2].error or "")
 
 
@@ -469,3 +490,71 @@ def test_the_openapi_document_describes_predict(model: Setup) -> None:
     refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(document)))
     assert refs and refs <= set(schemas)
     assert model.http.get("/openapi.json").json() == document  # added once, not again
+
+
+# -- where calls run ----------------------------------------------------------------------
+
+
+def test_short_calls_run_on_the_loop_once_the_model_is_known_fast(model: Setup) -> None:
+    http, fast = model.http, model.registry.models[1]
+    assert model.server.expected_s() == math.inf  # nothing answered yet
+    for _ in range(3):
+        assert http.post("/predict", json={"instances": [[1, 1]]}).status_code == 200
+    assert fast.threads[0].startswith("cairn-predict")  # unknown: the pool
+    assert not any(name.startswith("cairn-predict") for name in fast.threads[1:])
+    assert 0 < model.server.expected_s() < 0.02
+
+    slow = model.registry.models[2]
+    slow.delay_s = 0.05  # over the 20 ms budget
+    model.registry.aliases["production"] = 2
+    model.server.refresh()
+    assert model.server.expected_s() == math.inf  # a new version is timed afresh
+    for _ in range(3):
+        assert http.post("/predict", json={"instances": [[1, 1]]}).json()["version"] == 2
+    assert all(name.startswith("cairn-predict") for name in slow.threads)
+    assert model.server.expected_s() >= 0.05
+
+
+def test_a_probe_answers_at_once_while_a_slow_model_predicts(model: Setup) -> None:
+    http, slow = model.http, model.registry.models[1]
+    slow.delay_s = 0.05
+    http.post("/predict", json={"instances": [[1, 1]]})  # timed: too slow for the loop
+    slow.delay_s, slow.gate = 0.0, threading.Event()
+    slow.entered.clear()
+    answered: dict[str, Any] = {}
+    busy = threading.Thread(
+        target=lambda: answered.update(http.post("/predict", json={"instances": [[1, 1]]}).json())
+    )
+    busy.start()
+    assert slow.entered.wait(5)
+    started = time.perf_counter()
+    assert http.get("/healthz").status_code == 200  # the gate is still shut
+    assert http.get("/metrics").status_code == 200
+    assert time.perf_counter() - started < 1.0
+    slow.gate.set()
+    busy.join(5)
+    assert answered["predictions"] == [102]
+
+
+def test_calls_run_in_the_pool_when_the_loop_budget_is_off() -> None:
+    for setup in serving(FakeRegistry(), model_ref="m@production", loop_budget_s=0.0):
+        for _ in range(3):
+            assert setup.http.post("/predict", json={"instances": [[1, 1]]}).status_code == 200
+        assert all(n.startswith("cairn-predict") for n in setup.registry.models[1].threads)
+
+
+def test_an_endpoint_is_timed_by_its_slowest_answering_variant(endpoint: Setup) -> None:
+    server, registry = endpoint.server, endpoint.registry
+    registry.models[3].delay_s = 0.2  # the shadow: never on the loop anyway
+    for i in range(40):
+        endpoint.http.post("/predict", json={"instances": [[1, 1]], "unit_id": f"u{i}"})
+    assert 0 < server.expected_s() < 0.02
+    registry.models[2].delay_s = 0.1  # the challenger slows down
+    variants = Counter(
+        endpoint.http.post("/predict", json={"instances": [[1, 1]], "unit_id": f"u{i}"}).json()[
+            "variant"
+        ]
+        for i in range(60)
+    )
+    assert variants["challenger"] >= 2
+    assert server.expected_s() > 0.02

@@ -49,6 +49,14 @@ def _interval() -> float:
     help="Predictions kept while Cairn is unreachable (then the oldest are dropped).",
 )
 @click.option(
+    "--loop-budget-ms",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0, 1000),
+    help="Short predictions of small bodies run on the event loop, saving a thread hop, "
+    "while it has time to spare; probes then wait at most about 3x this. 0: never.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -65,6 +73,7 @@ def serve(
     poll_interval: float,
     no_log: bool,
     log_queue: int,
+    loop_budget_ms: float,
     log_level: str,
 ) -> None:
     """Serve MODEL_REF (iris@production, iris:3) or --endpoint NAME over HTTP.
@@ -124,7 +133,7 @@ def serve(
     )
     click.echo(f"Serving {what} at http://{host}:{port}  (POST /predict, GET /metrics)")
     uvicorn.run(
-        create_serving_app(server),
+        create_serving_app(server, loop_budget_s=loop_budget_ms / 1000),
         host=host,
         port=port,
         http=NoDelayHttpToolsProtocol,

@@ -10,6 +10,8 @@ logs every prediction to Cairn in the background.
     payload.py         records / columns / instances → model input and logged rows
     prediction_log.py  the bounded queue and the thread that sends it in batches
     metrics.py         Prometheus text exposition
+    loop_budget.py     which predictions run on the event loop, which in the pool
+    predict_door.py    POST /predict answered in front of the framework
     app.py             the HTTP routes around the engine
 
 This package may import the client (the SDK), the flavors, schemas and domain; never

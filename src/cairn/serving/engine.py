@@ -14,6 +14,7 @@ its answers are logged (``shadow=True``), never returned and never waited for.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,8 @@ class InferenceServer:
         self._route = Route(None, slots)
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="cairn-follow", daemon=True)
+        # Calls that do not run on the event loop (see loop_budget.py) run here.
+        self.workers = ThreadPoolExecutor(thread_name_prefix="cairn-predict")
         self._shadows = ThreadPoolExecutor(shadow_workers, thread_name_prefix="cairn-shadow")
         self._shadow_lock = threading.Lock()
         self._shadow_pending = 0
@@ -96,10 +99,11 @@ class InferenceServer:
         self._follower.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling, let running shadows finish, send the queued predictions."""
+        """Stop polling, let running calls and shadows finish, send the queued predictions."""
         self._stop.set()
         if self._follower.is_alive():
             self._follower.join(timeout)
+        self.workers.shutdown(wait=True)
         self._shadows.shutdown(wait=True, cancel_futures=True)
         if self.log is not None:
             self.log.close(timeout)
@@ -240,6 +244,7 @@ class InferenceServer:
                 raise
             raise error from exc
         elapsed = time.perf_counter() - started
+        served.timing.add(elapsed)
         self._count(self.metrics, labels, elapsed, len(outputs), error=False)
         self._log(served, name, call, outputs, elapsed, None, shadow=False)
         if route.endpoint is not None:
@@ -255,6 +260,24 @@ class InferenceServer:
             "request_ids": call.ids,
             "variant": variant.name if variant else None,
         }
+
+    def expected_s(self) -> float:
+        """How long a call is expected to take: the recent average of the slowest model
+        that answers (shadows run apart); infinite until each has answered once."""
+        route = self._route
+        if route.endpoint is not None:
+            targets = [v.target for v in route.endpoint.serving()]
+        elif self.endpoint_name is None:
+            targets = list(route.slots)
+        else:
+            return math.inf  # the endpoint is not loaded yet
+        worst = 0.0
+        for target in targets:
+            served = route.slots[target].current
+            if served is None:
+                return math.inf
+            worst = max(worst, served.timing.seconds)
+        return worst
 
     def refused(self) -> None:
         """Count a request refused before it reached a model (a body that is not valid)."""

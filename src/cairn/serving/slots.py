@@ -8,7 +8,8 @@ flight finish on the old model while new ones get the new.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cairn.domain.models import ModelVersion
@@ -29,11 +30,29 @@ class RegistryClient(Protocol):
     def get_endpoint(self, name: str, project: str | None = None) -> Endpoint: ...
 
 
+class CallTime:
+    """How long a model's calls take: a moving average of the recent ones, in seconds
+    (infinite until the first has answered)."""
+
+    __slots__ = ("seconds",)
+    WEIGHT = 0.2  # of the newest call
+
+    def __init__(self) -> None:
+        self.seconds = math.inf
+
+    def add(self, seconds: float) -> None:
+        if math.isinf(self.seconds):
+            self.seconds = seconds
+        else:
+            self.seconds += (seconds - self.seconds) * self.WEIGHT
+
+
 @dataclass(frozen=True, slots=True)
 class Served:
     model: LoadedModel
     version: ModelVersion
     names: list[str] | None  # the input columns the signature names, if any
+    timing: CallTime = field(default_factory=CallTime, compare=False)
 
     def describe(self) -> dict[str, Any]:
         v = self.version
