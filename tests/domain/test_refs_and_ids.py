@@ -53,3 +53,20 @@ def test_ulids_sort_by_creation_even_within_a_millisecond() -> None:
     assert ulid_time_ms(ids[0]) == 1_700_000_000_000
     later = new_ulid(now_ms=1_700_000_000_001)
     assert later > ids[-1]
+
+
+def test_a_ulid_is_its_128_bits_in_crockford_base32() -> None:
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+    def bits(ulid: str) -> int:
+        value = 0
+        for ch in ulid:
+            value = value * 32 + alphabet.index(ch)
+        return value
+
+    for ms in (0, 1, 1_700_000_000_000, (1 << 48) - 1):
+        first, second = new_ulid(now_ms=ms), new_ulid(now_ms=ms)
+        assert len(first) == 26 and bits(first) < 1 << 128
+        assert bits(first) >> 80 == ms == ulid_time_ms(first)
+        assert bits(second) == bits(first) + 1 or bits(second) & ((1 << 80) - 1) == 0
+    assert new_ulid(now_ms=(1 << 48) - 1).startswith("7ZZZZZZZZZ")

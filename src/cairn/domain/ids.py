@@ -6,12 +6,15 @@ that sort by creation time.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# base64's base32 alphabet to Crockford's, so the C encoder writes ULID characters.
+_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _lock = threading.Lock()
 _last = [0, 0]  # last millisecond and last random part, for monotonic ids within a process
@@ -26,12 +29,9 @@ def new_ulid(now_ms: int | None = None) -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big")
         _last[0], _last[1] = ms, rand
-    value = (ms << 80) | rand
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # 160 bits are 32 characters; the top 30 bits, all zero, are the first 6 of them.
+    encoded = base64.b32encode(((ms << 80) | rand).to_bytes(20, "big"))
+    return encoded[6:].translate(_CROCKFORD).decode()
 
 
 def is_ulid(text: str) -> bool:

@@ -65,7 +65,7 @@ def create_serving_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     loop_budget_s: float = DEFAULT_BUDGET_S,
-) -> FastAPI:
+) -> ASGIApp:
     """The app around one ``InferenceServer``; its lifespan starts and stops it.
     ``loop_budget_s``: how long the event loop may spend predicting (0: never)."""
 
@@ -118,11 +118,9 @@ def create_serving_app(
         return Response(server.metrics.render(), media_type=CONTENT_TYPE)
 
     refuse = _install_errors(app, server)
-    # POST /predict is answered by PredictDoor, before routing (see predict_door.py);
-    # _document_predict writes its OpenAPI entry.
-    app.add_middleware(PredictDoor, answer=answer, refuse=refuse)
-    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
-    return app
+    # POST /predict is answered by PredictDoor in front of FastAPI, which never sees it
+    # (predict_door.py); _document_predict writes its OpenAPI entry.
+    return _BodyLimit(PredictDoor(app, answer=answer, refuse=refuse), max_body_bytes)
 
 
 def _parse(raw: bytes) -> PredictIn:
