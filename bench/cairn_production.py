@@ -15,7 +15,8 @@
   recorded, as the API does). ``drift_note`` is what the report says of its sample.
 
 MLflow logs no predictions and monitors nothing, so there is no MLflow side of the last two;
-the serving comparison is left out (see RESULTS.md).
+MLflow's side of the first is ``bench/mlflow_serving.py``. ``bench/serving_ab.py`` sets two
+builds of ``cairn serve`` side by side, to judge a change against its baseline.
 """
 
 from __future__ import annotations
