@@ -66,6 +66,7 @@ class InferenceServer:
         log: PredictionLog | None = None,
         metrics: ServingMetrics | None = None,
         poll_interval_s: float = 2.0,
+        workers: int = 40,
         shadow_workers: int = 2,
         shadow_backlog: int = 1_000,
     ) -> None:
@@ -83,8 +84,9 @@ class InferenceServer:
         self._route = Route(None, slots)
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="cairn-follow", daemon=True)
-        # Calls that do not run on the event loop (see loop_budget.py) run here.
-        self.workers = ThreadPoolExecutor(thread_name_prefix="cairn-predict")
+        # Calls that do not run on the event loop (see loop_budget.py) run here; as many
+        # at once as Starlette's thread pool, which ran them all before.
+        self.workers = ThreadPoolExecutor(workers, thread_name_prefix="cairn-predict")
         self._shadows = ThreadPoolExecutor(shadow_workers, thread_name_prefix="cairn-shadow")
         self._shadow_lock = threading.Lock()
         self._shadow_pending = 0
