@@ -289,6 +289,40 @@ def test_an_endpoint_splits_sticky_traffic_and_shadows_quietly(
         assert tree[a["request_id"]] == world.expected(3, x.iloc[[row]])[0]
 
 
+def test_concurrent_calls_all_answer_and_probes_stay_prompt(world: World, tmp_path: Path) -> None:
+    """Six clients at once: calls run on the event loop or in the pool (serving/
+    loop_budget.py), every one answers right, and ``/healthz`` never waits long."""
+    rows = world.x.to_numpy().tolist()
+    expected = world.expected(1, world.x)
+    wrong: list[str] = []
+    with serve(world, "iris:1", tmp=tmp_path) as http:
+
+        def send(k: int) -> None:
+            with httpx.Client(base_url=str(http.base_url), timeout=10) as own:
+                for i in range(60):
+                    n = (k * 60 + i) % len(rows)
+                    answer = own.post("/predict", json={"instances": [rows[n]]})
+                    if answer.status_code != 200 or answer.json()["predictions"] != [expected[n]]:
+                        wrong.append(f"row {n}: {answer.status_code} {answer.text[:200]}")
+
+        clients = [threading.Thread(target=send, args=(k,)) for k in range(6)]
+        for thread in clients:
+            thread.start()
+        slowest = 0.0
+        while any(thread.is_alive() for thread in clients):
+            started = time.perf_counter()
+            assert http.get("/healthz").status_code == 200
+            slowest = max(slowest, time.perf_counter() - started)
+            time.sleep(0.005)
+        for thread in clients:
+            thread.join()
+        assert wrong == []
+        assert slowest < 1.0
+        samples = parse(http.get("/metrics").text)[1]
+        assert value(samples, "cairn_serve_requests_total", model="iris", version="1",
+                     variant="") == 360  # fmt: skip
+
+
 def test_serve_refuses_a_reference_that_names_nothing(world: World) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cairn", "serve", "iris@nope", "--uri", world.url,

@@ -54,7 +54,8 @@ def _interval() -> float:
     show_default=True,
     type=click.FloatRange(0, 1000),
     help="Short predictions of small bodies run on the event loop, saving a thread hop, "
-    "while it has time to spare; probes then wait at most about 3x this. 0: never.",
+    "while it has time to spare; probes then wait at most about 3x this. 0: never (for "
+    "a model whose calls may block now and then, e.g. on a network lookup).",
 )
 @click.option(
     "--log-level",

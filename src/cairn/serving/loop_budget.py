@@ -17,8 +17,10 @@ so only calls known to be short run there, and only while the loop has time to s
         with budget.spending():
             answer = server.predict(body)
 
-A budget of 0 turns it off: every call goes to the pool. The budget is only ever touched
-from the loop's own thread.
+A budget of 0 turns it off: every call goes to the pool. Do that for a model whose call
+may block now and then although it is usually quick (a feature lookup over the network):
+on the loop, such a call holds up everything until it returns. The budget is only ever
+touched from the loop's own thread.
 """
 
 from __future__ import annotations
