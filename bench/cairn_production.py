@@ -7,14 +7,15 @@
 - ``prediction_ingest``: ``cairn server`` as a subprocess; ``POST
   /api/v1/projects/bench/predictions`` with batches of 500, 2,000 and 10,000 records (the
   bodies are encoded before the clock), one request at a time; every batch's ``stored``
-  must equal its size.
+  must equal its size. ``prediction_ingest_pg``: the same on a fresh PostgreSQL database.
 - ``monitoring_report_1m``: 1,000,000 predictions over the last 24 hours (3 % errors, 10 %
   with feedback) seeded through the repository's bulk insert (which keeps the per-minute
   rollups, as logging does), then ``MonitoringService.report`` of the model over 24
   one-hour windows, drift against the profile of its training data included (alerts
   recorded, as the API does). ``drift_note`` is what the report says of its sample.
 
-MLflow logs no predictions and monitors nothing, so there is no MLflow side of the last two;
+MLflow logs no predictions and monitors nothing, so the ingest and report workloads have no
+MLflow side;
 MLflow's side of the first is ``bench/mlflow_serving.py``. ``bench/serving_ab.py`` sets two
 builds of ``cairn serve`` side by side, to judge a change against its baseline.
 """
@@ -58,8 +59,9 @@ def _cairn_argv(*args: str) -> list[str]:
     return [*head, *args]
 
 
-def _register(store: Path) -> tuple[Any, Any]:
-    """The wine forest registered as bench-model@production in ``store``; model and X."""
+def _register(store: Path | str) -> tuple[Any, Any]:
+    """The wine forest registered as bench-model@production in ``store`` (a folder, or a
+    server's address); model and X."""
     import cairn
 
     model, x = registry_model()
@@ -130,58 +132,85 @@ def _records(n: int, offset: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def prediction_ingest(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    with fresh_dir(workdir, "cairn-ingest") as folder:
+        store = folder / "store"
+        _register(store)
+        result = _ingest(sizes, folder, ["--store", str(store)])
+    result["server"] = "cairn server (SQLite store), one request at a time"
+    return result
+
+
+def prediction_ingest_pg(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    """The same, on a fresh PostgreSQL database (``CAIRN_BENCH_PG_URL`` names the server's
+    maintenance database: default ``postgresql://root@127.0.0.1:5432/postgres``)."""
+    import psycopg
+
+    admin = os.environ.get("CAIRN_BENCH_PG_URL", "postgresql://root@127.0.0.1:5432/postgres")
+    name = f"cairn_bench_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        url = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+        with fresh_dir(workdir, "cairn-ingest-pg") as folder:
+            args = ["--store", f"{url}/{name}", "--artifacts", str(folder / "artifacts")]
+            result = _ingest(sizes, folder, args, register=True)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    result["server"] = "cairn server (PostgreSQL store, same machine), one request at a time"
+    return result
+
+
+def _ingest(
+    sizes: Sizes, folder: Path, store_args: list[str], register: bool = False
+) -> dict[str, Any]:
+    """Batches of records to ``cairn server STORE_ARGS``, one request at a time; with
+    ``register``, the model is registered through the server first."""
     import httpx
 
     rng = random.Random(0)
     batches = {k: (2 if sizes.quick else v) for k, v in INGEST_BATCHES.items()}
-    with fresh_dir(workdir, "cairn-ingest") as folder:
-        store = folder / "store"
-        _register(store)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        argv = _cairn_argv(
-            "server", "--host", "127.0.0.1", "--port", str(port), "--store", str(store)
-        )
-        result: dict[str, Any] = {"batches": {}}
-        offset, correct = 0, True
-        path = f"/api/v1/projects/{PROJECT}/predictions"
-        model = f"{REGISTRY_MODEL}@{REGISTRY_ALIAS}"
-        with (
-            server_process(argv, f"{base}/healthz", folder / "server.log", 120, dict(os.environ)),
-            httpx.Client(base_url=base, timeout=120) as http,
-        ):
-            warm = {"model": model, "records": _records(100, 10**9, rng)}
-            http.post(path, json=warm).raise_for_status()
-            for size, count in batches.items():
-                bodies = []
-                for _ in range(count):
-                    bodies.append(
-                        json.dumps(
-                            {"model": model, "records": _records(size, offset, rng)}
-                        ).encode()
-                    )
-                    offset += size
-                headers = {"content-type": "application/json"}
-                t0 = time.perf_counter()
-                for body in bodies:
-                    response = http.post(path, content=body, headers=headers)
-                    response.raise_for_status()
-                    correct = correct and response.json()["stored"] == size
-                seconds = time.perf_counter() - t0
-                result["batches"][str(size)] = {
-                    "requests": count,
-                    "predictions": size * count,
-                    "seconds": round(seconds, 3),
-                    "predictions_per_s": rate(size * count, seconds),
-                }
-            again = http.post(path, content=bodies[0], headers=headers)  # resent: all skipped
-            correct = correct and again.json()["stored"] == 0
-        result["predictions_per_s"] = min(
-            b["predictions_per_s"] for b in result["batches"].values()
-        )
-        result["correct"] = correct
-        result["server"] = "cairn server (SQLite store), one request at a time"
-        return result
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = _cairn_argv("server", "--host", "127.0.0.1", "--port", str(port), *store_args)
+    result: dict[str, Any] = {"batches": {}}
+    offset, correct = 0, True
+    path = f"/api/v1/projects/{PROJECT}/predictions"
+    model = f"{REGISTRY_MODEL}@{REGISTRY_ALIAS}"
+    with (
+        server_process(argv, f"{base}/healthz", folder / "server.log", 120, dict(os.environ)),
+        httpx.Client(base_url=base, timeout=120) as http,
+    ):
+        if register:
+            _register(base)
+        warm = {"model": model, "records": _records(100, 10**9, rng)}
+        http.post(path, json=warm).raise_for_status()
+        for size, count in batches.items():
+            bodies = []
+            for _ in range(count):
+                bodies.append(
+                    json.dumps({"model": model, "records": _records(size, offset, rng)}).encode()
+                )
+                offset += size
+            headers = {"content-type": "application/json"}
+            t0 = time.perf_counter()
+            for body in bodies:
+                response = http.post(path, content=body, headers=headers)
+                response.raise_for_status()
+                correct = correct and response.json()["stored"] == size
+            seconds = time.perf_counter() - t0
+            result["batches"][str(size)] = {
+                "requests": count,
+                "predictions": size * count,
+                "seconds": round(seconds, 3),
+                "predictions_per_s": rate(size * count, seconds),
+            }
+        again = http.post(path, content=bodies[0], headers=headers)  # resent: all skipped
+        correct = correct and again.json()["stored"] == 0
+    result["predictions_per_s"] = min(b["predictions_per_s"] for b in result["batches"].values())
+    result["correct"] = correct
+    return result
 
 
 # --- monitoring_report_1m ---------------------------------------------------------------

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import cairn
-from cairn_production import monitoring_report_1m, prediction_ingest, serving_overhead
+from cairn_production import (
+    monitoring_report_1m,
+    prediction_ingest,
+    prediction_ingest_pg,
+    serving_overhead,
+)
 from cairn_registry import register_and_load
 from common import (
     DEFAULT_WORKDIR,
@@ -794,6 +799,7 @@ def workloads(store: RunStore, artifacts: ArtifactStore) -> dict[str, Workload]:
         "register_and_load": register_and_load,  # cairn_registry.py
         "serving_overhead": serving_overhead,  # cairn_production.py
         "prediction_ingest": prediction_ingest,
+        "prediction_ingest_pg": prediction_ingest_pg,
         "monitoring_report_1m": monitoring_report_1m,
     }
 

@@ -56,6 +56,7 @@ WORKLOAD_NAMES = [
     "register_and_load",
     "serving_overhead",
     "prediction_ingest",
+    "prediction_ingest_pg",
     "monitoring_report_1m",
 ]
 

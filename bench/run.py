@@ -113,6 +113,8 @@ GOALS: dict[str, list[Goal]] = {
     # predictions and monitors nothing, so the other two have no MLflow side.
     "serving_overhead": [Goal("overhead_p50_ms", "<=", 2)],
     "prediction_ingest": [Goal("predictions_per_s", ">=", 20_000)],
+    # The same into a server on PostgreSQL (running on the same two cores).
+    "prediction_ingest_pg": [Goal("predictions_per_s", ">=", 20_000)],
     "monitoring_report_1m": [Goal("seconds", "<=", 1)],
 }
 

@@ -133,6 +133,34 @@ def test_insert_counts_only_the_new_rows(store: str) -> None:
     assert sum(v[0] for v in found.values()) == len(kept) == 700
 
 
+def test_a_batch_is_stored_exactly_as_sent(store: str) -> None:
+    """One statement a batch on PostgreSQL (arrays, unnested): text that arrays must
+    quote, columns that are all NULL, whole-number latencies beside fractions, and a
+    request repeated within the batch (the first one is kept)."""
+    rows = predictions(6, seed=3)
+    odd = ['{"a": "x,y}"}', 'say "hi"\\n', "NULL", "", "ünï ☃", "{}"]
+    for i, (row, text) in enumerate(zip(rows, odd, strict=True)):
+        row.update(inputs=text, unit_id=text or None, endpoint_id=None, variant="", error=None)
+        row.update(outputs=json.dumps([i]), latency_ms=[1, 2.5, None, 0, 3, 4.25][i])
+    again = dict(rows[0], inputs="[0]", latency_ms=9.0)
+    db = Database(store)
+    try:
+        with db.write() as tx:
+            assert ProductionRepository(tx.conn).add_predictions([*rows, again]) == 6
+        with db.read() as conn:
+            table = PredictionRow.__table__
+            kept = {
+                r["request_id"]: r
+                for r in conn.execute(select(table).order_by(table.c.id)).mappings()
+            }
+            found = stored_rollups(conn)
+    finally:
+        db.close()
+    for row in rows:
+        assert {c: kept[row["request_id"]][c] for c in PREDICTION_COLUMNS} == row
+    assert found == expected_rollups(rows)
+
+
 def test_migration_builds_the_rollups_of_stored_predictions(store: str) -> None:
     """0006 adds the predictions up, 0008 the feedback stored for them."""
     rows = predictions(3000, seed=3)

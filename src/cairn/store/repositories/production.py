@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from operator import itemgetter
 from typing import Any, cast
 
@@ -17,10 +18,13 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import TextClause
 
 from cairn.domain.production import Endpoint, Variant
 from cairn.domain.records import ms_to_datetime, now_ms
@@ -49,6 +53,8 @@ PREDICTION_COLUMNS = [
     "error",
 ]
 _IN_CHUNK = 500  # request ids a query names at a time
+_PG_CHUNK = 10_000  # rows an insert sends at a time (PostgreSQL)
+_LATENCY = PREDICTION_COLUMNS.index("latency_ms")
 _LABELS_LOCK = 0x6C61  # namespace of the advisory locks of ``_lock_labels`` ("la")
 # A row of PREDICTION_COLUMNS as the rollups read it (ROLLUP_COLUMNS).
 _ROLLUP_SOURCE = itemgetter(*[PREDICTION_COLUMNS.index(c) for c in ROLLUP_COLUMNS])
@@ -205,17 +211,19 @@ class ProductionRepository:
     def _add_returning(self, rows: list[Any]) -> list[Any]:
         """PostgreSQL: the insert returns what the rows that were new add to the rollups
         (a row another transaction inserted first is skipped and returns nothing)."""
-        if not isinstance(rows[0], dict):
-            rows = [dict(zip(PREDICTION_COLUMNS, r, strict=True)) for r in rows]
+        tuples = (
+            [tuple(r[c] for c in PREDICTION_COLUMNS) for r in rows]
+            if isinstance(rows[0], dict)
+            else rows
+        )
         new: list[Any] = []
-        for start in range(0, len(rows), 1000):
-            stmt = (
-                self._insert(_P)
-                .values(rows[start : start + 1000])
-                .on_conflict_do_nothing(index_elements=["project_id", "request_id", "variant"])
-                .returning(*[_P.c[c] for c in ROLLUP_COLUMNS])
-            )
-            new += self.conn.execute(stmt).all()  # rowcount is -1 on psycopg here
+        for start in range(0, len(tuples), _PG_CHUNK):
+            chunk = tuples[start : start + _PG_CHUNK]
+            columns = [list(values) for values in zip(*chunk, strict=True)]
+            latency = columns[_LATENCY]  # one array type: no int beside a float
+            columns[_LATENCY] = [None if v is None else float(v) for v in latency]
+            params = dict(zip(PREDICTION_COLUMNS, columns, strict=True))
+            new += self.conn.execute(_pg_insert(), params).all()
         return new
 
     def upsert_feedback(self, project_id: int, items: list[tuple[str, str]]) -> None:
@@ -489,6 +497,24 @@ def _group(variant: str | None, model_id: int, version: int) -> list[ColumnEleme
     if variant is not None:
         where.append(_P.c.variant == variant)
     return where
+
+
+@cache
+def _pg_insert() -> TextClause:
+    """PostgreSQL's insert of a batch as one statement with one array parameter a column,
+    unnested; built once. (A multi-row VALUES of 1,000 rows cost SQLAlchemy and psycopg
+    about 0.4 ms a row to build and convert, ten times what the database took.)"""
+    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(
+        f"CAST(:{c} AS {_P.c[c].type.compile(dialect=dialect)}[])" for c in PREDICTION_COLUMNS
+    )
+    return text(
+        f"INSERT INTO {quote(_P.name)} ({', '.join(map(quote, PREDICTION_COLUMNS))}) "
+        f"SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (project_id, request_id, variant) DO NOTHING "
+        f"RETURNING {', '.join(map(quote, ROLLUP_COLUMNS))}"
+    )
 
 
 def _insert_predictions_sqlite() -> Any:
