@@ -13,7 +13,8 @@ import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# base64's base32 alphabet to Crockford's, so the C encoder writes ULID characters.
+# base64's base32 alphabet to Crockford's: its encoder (ten bits a table lookup) writes
+# ULID characters.
 _CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _lock = threading.Lock()
