@@ -15,9 +15,9 @@
   recorded, as the API does). ``drift_note`` is what the report says of its sample.
 
 MLflow logs no predictions and monitors nothing, so the ingest and report workloads have no
-MLflow side;
-MLflow's side of the first is ``bench/mlflow_serving.py``. ``bench/serving_ab.py`` sets two
-builds of ``cairn serve`` side by side, to judge a change against its baseline.
+MLflow side; MLflow's side of serving is ``bench/mlflow_serving.py``.
+``bench/serving_ab.py`` sets two builds of ``cairn serve`` side by side, to judge a change
+against its baseline.
 """
 
 from __future__ import annotations

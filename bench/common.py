@@ -352,14 +352,10 @@ def serving_figures(
     served: list[int] = []
     answer = None
     for i in range(warmup + calls):
-        t0 = time.perf_counter_ns()
-        predict()
-        t1 = time.perf_counter_ns()
-        answer = request()
-        t2 = time.perf_counter_ns()
+        bare_ns, served_ns, answer = paired_call(predict, request)
         if i >= warmup:
-            bare.append(t1 - t0)
-            served.append(t2 - t1)
+            bare.append(bare_ns)
+            served.append(served_ns)
     diffs = sorted((s - b) / 1e6 for s, b in zip(served, bare, strict=True))
     http_ms, bare_ms = summary_ms(served), summary_ms(bare)
     figures = {
@@ -371,6 +367,15 @@ def serving_figures(
         "overhead_unpaired_p50_ms": round(http_ms["p50_ms"] - bare_ms["p50_ms"], 4),
     }
     return figures, answer
+
+
+def paired_call(predict: Callable[[], Any], request: Callable[[], Any]) -> tuple[int, int, Any]:
+    """A bare predict, then the request, back to back: their nanoseconds and the answer."""
+    t0 = time.perf_counter_ns()
+    predict()
+    t1 = time.perf_counter_ns()
+    answer = request()
+    return t1 - t0, time.perf_counter_ns() - t1, answer
 
 
 def summary_ms(durations_ns: list[int]) -> dict[str, float]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from common import (
     REGISTRY_MODEL,
     free_port,
     fresh_dir,
+    paired_call,
     percentile,
     server_process,
     summary_ms,
@@ -73,14 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         diffs: dict[str, list[float]] = {name: [] for name in builds}
         for i in range(args.warmup + args.calls):
             for name, http in clients.items():  # in turn: both meet the same moment
-                t0 = time.perf_counter_ns()
-                model.predict(row)
-                t1 = time.perf_counter_ns()
-                _post_ok(http, "/predict", body)
-                t2 = time.perf_counter_ns()
+                bare_ns, served_ns, _ = paired_call(
+                    lambda: model.predict(row), lambda h=http: _post_ok(h, "/predict", body)
+                )
                 if i >= args.warmup:
-                    bare[name].append(t1 - t0)
-                    diffs[name].append(((t2 - t1) - (t1 - t0)) / 1e6)
+                    bare[name].append(bare_ns)
+                    diffs[name].append((served_ns - bare_ns) / 1e6)
     result: dict[str, Any] = {"calls": args.calls, "baseline_src": builds["baseline"]}
     for name in builds:
         ordered = sorted(diffs[name])

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from cairn.schemas.production import PredictIn, PredictOut
 from cairn.serving.engine import InferenceServer
 from cairn.serving.loop_budget import DEFAULT_BUDGET_S, LoopBudget
 from cairn.serving.metrics import CONTENT_TYPE
-from cairn.serving.predict_door import PredictDoor, Refuse
+from cairn.serving.predict_door import PredictDoor, Refuse, error_json, send_json
 
 log = logging.getLogger("cairn.serve")
 MAX_BODY_BYTES = 32 << 20
@@ -266,11 +265,4 @@ class _BodyLimit:
 
     async def _refuse(self, send: Send) -> None:
         message = f"the request body is over the limit of {self.max_bytes} bytes"
-        body = {"error": {"code": "too_large", "message": message, "details": {}}}
-        payload = json.dumps(body).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(payload)),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, 413, error_json("too_large", message))

@@ -48,9 +48,7 @@ class PredictDoor:
             response = await self.refuse(scope, exc)
             await response(scope, receive, send)
             return
-        headers = [_JSON, (b"content-length", b"%d" % len(out))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": out})
+        await send_json(send, 200, out)
 
 
 async def _body(receive: Receive) -> bytes | None:
@@ -65,8 +63,17 @@ async def _body(receive: Receive) -> bytes | None:
 
 
 async def _not_allowed(method: str, send: Send) -> None:
-    error = {"code": "method_not_allowed", "message": f"{PATH} takes POST, not {method}"}
-    payload = json.dumps({"error": {**error, "details": {}}}).encode()
-    headers = [_JSON, (b"content-length", b"%d" % len(payload)), (b"allow", b"POST")]
-    await send({"type": "http.response.start", "status": 405, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    message = f"{PATH} takes POST, not {method}"
+    await send_json(send, 405, error_json("method_not_allowed", message), (b"allow", b"POST"))
+
+
+def error_json(code: str, message: str) -> bytes:
+    """Cairn's error envelope, with no details."""
+    return json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+
+
+async def send_json(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    """A whole JSON response, straight to the server."""
+    head = [_JSON, (b"content-length", b"%d" % len(body)), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
